@@ -1,0 +1,315 @@
+"""The operational policy as validated models: risk rules, escalation ladders, rota, templates.
+
+Pure: reads files only in ``load_policy``; everything else is data. Cross-file checks (a ladder
+naming a template that does not exist, a rota naming a person nobody defined) happen here, so a
+typo fails at start-up rather than at 3 a.m. when the step is due.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from config.durations import Duration
+from config.errors import ConfigError, describe_validation_error
+from schemas.alerts import AlertKind, Channel
+from schemas.common import RiskFlag, Tier
+
+
+class Role(StrEnum):
+    DUTY_SOCIAL_WORKER = "duty_social_worker"
+    TEAM_MANAGER = "team_manager"
+    OUT_OF_HOURS_TEAM = "out_of_hours_team"
+    SERVICE_MANAGER = "service_manager"
+    POLICE_LIAISON = "police_liaison"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- risk.yaml
+
+
+class RiskRules(_Strict):
+    """Which facts make an episode high or medium risk (SPEC 3, 'Risk')."""
+
+    high_flags: frozenset[RiskFlag]
+    high_under_age: int = Field(ge=0, le=18)
+    high_when_immediate_danger: bool = True
+    high_when_profile_missing: bool = True
+    medium_flags: frozenset[RiskFlag] = frozenset()
+    medium_previous_episodes: int = Field(default=1, ge=1)
+    medium_previous_window: Duration = timedelta(days=30)
+
+
+# ---------------------------------------------------------- escalation.yaml
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    after: Duration = Field(description="Delay after the child was last seen.")
+    roles: tuple[Role, ...] = Field(min_length=1)
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    until_acknowledged: bool = Field(
+        description="True: skipped once anyone acknowledges. False: a still-missing milestone."
+    )
+    kind: AlertKind = AlertKind.ESCALATION
+    template: str
+
+
+class Ladder(_Strict):
+    steps: tuple[Step, ...] = Field(min_length=1)
+    renotify_every: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered_unique(self) -> Ladder:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"step ids must be unique, got {ids}")
+        afters = [s.after for s in self.steps]
+        if afters != sorted(afters):
+            raise ValueError("steps must be listed in order of 'after'")
+        if self.renotify_every is not None and self.renotify_every <= timedelta(0):
+            raise ValueError("renotify_every must be positive")
+        return self
+
+
+class Notice(_Strict):
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    template: str
+
+
+class ReturnHomeInterview(_Strict):
+    due_within: Duration
+    reminder_after: Duration
+    reminder_roles: tuple[Role, ...] = Field(min_length=1)
+    overdue_roles: tuple[Role, ...] = Field(min_length=1)
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    reminder_template: str
+    overdue_template: str
+
+    @model_validator(mode="after")
+    def _reminder_first(self) -> ReturnHomeInterview:
+        if self.reminder_after >= self.due_within:
+            raise ValueError("reminder_after must be shorter than due_within")
+        return self
+
+
+class RepeatEpisodes(_Strict):
+    count: int = Field(ge=2)
+    window: Duration
+    roles: tuple[Role, ...] = Field(min_length=1)
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    template: str
+
+
+class EscalationPolicy(_Strict):
+    tiers: dict[Tier, Ladder]
+    return_notice: Notice
+    return_home_interview: ReturnHomeInterview
+    repeat_episodes: RepeatEpisodes
+    tier_raised_template: str = "tier_raised"
+
+    @field_validator("tiers")
+    @classmethod
+    def _every_tier(cls, tiers: dict[Tier, Ladder]) -> dict[Tier, Ladder]:
+        missing = [t.value for t in Tier if t not in tiers]
+        if missing:
+            raise ValueError(f"a ladder is required for every tier; missing {missing}")
+        return tiers
+
+    def template_names(self) -> set[tuple[str, Channel]]:
+        used: set[tuple[str, Channel]] = set()
+        for ladder in self.tiers.values():
+            for step in ladder.steps:
+                used.update((step.template, c) for c in step.channels)
+        rhi = self.return_home_interview
+        for name in (rhi.reminder_template, rhi.overdue_template):
+            used.update((name, c) for c in rhi.channels)
+        used.update((self.return_notice.template, c) for c in self.return_notice.channels)
+        used.update((self.repeat_episodes.template, c) for c in self.repeat_episodes.channels)
+        return used
+
+
+# ----------------------------------------------------------------- rota.yaml
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Person(_Strict):
+    display_name: str
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Person:
+        if not (self.phone or self.email):
+            raise ValueError("a person needs a phone or an email")
+        return self
+
+
+class OfficeHours(_Strict):
+    weekdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+
+
+class Slot(_Strict):
+    """Who holds a role: ``always``, or split between office hours and out of hours."""
+
+    always: tuple[str, ...] = ()
+    office_hours: tuple[str, ...] = ()
+    out_of_hours: tuple[str, ...] = ()
+
+    def people(self) -> set[str]:
+        return {*self.always, *self.office_hours, *self.out_of_hours}
+
+
+class LocalAuthorityRota(_Strict):
+    office_hours: OfficeHours = OfficeHours()
+    bank_holidays: tuple[date, ...] = ()
+    roles: dict[Role, Slot]
+    fallback: str
+
+
+class PoliceForceRota(_Strict):
+    police_liaison: tuple[str, ...]
+    fallback: str
+
+
+class Rota(_Strict):
+    timezone: str = "Europe/London"
+    people: dict[str, Person]
+    local_authorities: dict[str, LocalAuthorityRota] = Field(min_length=1)
+    police_forces: dict[str, PoliceForceRota] = {}
+    default_local_authority: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Rota:
+        if self.default_local_authority not in self.local_authorities:
+            raise ValueError(
+                f"default_local_authority {self.default_local_authority!r} is not defined"
+            )
+        for la_name, la in self.local_authorities.items():
+            named = {la.fallback}
+            for slot in la.roles.values():
+                named |= slot.people()
+            self._check_people(f"local_authorities.{la_name}", named)
+        for force_name, force in self.police_forces.items():
+            self._check_people(
+                f"police_forces.{force_name}", {force.fallback, *force.police_liaison}
+            )
+        return self
+
+    def _check_people(self, where: str, named: set[str]) -> None:
+        unknown = sorted(named - self.people.keys())
+        if unknown:
+            raise ValueError(f"{where} names people not defined under 'people': {unknown}")
+
+
+# ----------------------------------------------------------------- templates
+
+
+class Templates:
+    """Compiled templates by (name, channel); sandboxed and strict about undefined variables."""
+
+    def __init__(self, sources: dict[tuple[str, Channel], str]) -> None:
+        self._env = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
+        self.sources = dict(sources)
+        self._compiled = {key: self._env.from_string(src) for key, src in sources.items()}
+
+    def has(self, name: str, channel: Channel) -> bool:
+        return (name, channel) in self._compiled
+
+    def render(self, name: str, channel: Channel, context: dict[str, Any]) -> str:
+        return self._compiled[(name, channel)].render(**context).strip()
+
+
+# -------------------------------------------------------------------- policy
+
+
+class Policy:
+    """Everything loaded from the policy directory, already cross-checked."""
+
+    def __init__(
+        self, risk: RiskRules, escalation: EscalationPolicy, rota: Rota, templates: Templates
+    ) -> None:
+        self.risk = risk
+        self.escalation = escalation
+        self.rota = rota
+        self.templates = templates
+
+
+_TEMPLATE_SUFFIX = {Channel.SMS: ".sms.j2", Channel.EMAIL: ".email.j2"}
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load_yaml_model(path: Path, model: type[M]) -> M:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(str(path), exc)) from None
+
+
+def _load_templates(directory: Path) -> Templates:
+    sources: dict[tuple[str, Channel], str] = {}
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: template directory not found")
+    for channel, suffix in _TEMPLATE_SUFFIX.items():
+        for path in sorted(directory.glob(f"*{suffix}")):
+            source = path.read_text()
+            try:
+                Templates({("check", channel): source})
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigError(f"{path}: line {exc.lineno}: {exc.message}") from None
+            sources[(path.name.removesuffix(suffix), channel)] = source
+    return Templates(sources)
+
+
+def load_policy(directory: Path) -> Policy:
+    """Load and cross-check every policy file; raises ConfigError with a one-line message."""
+    risk = _load_yaml_model(directory / "risk.yaml", RiskRules)
+    escalation = _load_yaml_model(directory / "escalation.yaml", EscalationPolicy)
+    rota = _load_yaml_model(directory / "rota.yaml", Rota)
+    templates = _load_templates(directory / "templates")
+    needed = escalation.template_names() | {(escalation.tier_raised_template, c) for c in Channel}
+    missing = sorted(
+        f"{name}{_TEMPLATE_SUFFIX[ch]}" for name, ch in needed if not templates.has(name, ch)
+    )
+    if missing:
+        raise ConfigError(
+            f"{directory / 'escalation.yaml'}: templates not found in "
+            f"{directory / 'templates'}: {', '.join(missing)}"
+        )
+    return Policy(risk=risk, escalation=escalation, rota=rota, templates=templates)

@@ -1,0 +1,131 @@
+"""Runtime settings, from ``MISSING_ALERTS_*`` environment variables (and an optional .env).
+
+Secrets are ``SecretStr`` so they never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.errors import ConfigError, describe_validation_error
+
+ENV_PREFIX = "MISSING_ALERTS_"
+POLICY_DIR = Path(__file__).parent
+DEFAULT_KAFKA_LOCAL_DIR = Path.home() / ".cache" / "missing-alerts" / "kafka-local"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    app_id: str = Field(default="missing-alerts", pattern=r"^[A-Za-z0-9_.-]+$")
+    environment: Literal["development", "production", "test"] = "development"
+
+    # Kafka. Unset bootstrap means "the broker started by scripts/kafka-local".
+    kafka_bootstrap: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_local_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("KAFKA_LOCAL_DIR", DEFAULT_KAFKA_LOCAL_DIR))
+    )
+    topic_prefix: str = Field(default="missing-alerts", pattern=r"^[A-Za-z0-9_.-]+$")
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    topic_replication: int = Field(default=1, ge=1, le=5)
+
+    # Faust worker.
+    store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://")
+    data_dir: Path = Path("var")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:6066"
+    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    # Escalation timer: how often each worker looks for due steps, and how many it emits a tick.
+    timer_interval_s: float = Field(default=0.25, gt=0, le=60)
+    timer_batch: int = Field(default=5000, ge=1)
+
+    # Policy files (escalation.yaml, risk.yaml, rota.yaml, templates/).
+    policy_dir: Path = POLICY_DIR
+
+    # Delivery. With no Twilio/SMTP credentials, notifications go to the outbox file.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    email_from: str = "missing-alerts@example.org"
+    outbox_path: Path | None = None
+
+    # Clock skew: events stamped further in the future than this are rejected as invalid.
+    clock_skew_tolerance_s: float = Field(default=300.0, ge=0)
+
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _credentials_come_in_sets(self) -> Settings:
+        if self.twilio_account_sid and not (self.twilio_auth_token and self.twilio_from_number):
+            raise ValueError(
+                "TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER are required when "
+                "TWILIO_ACCOUNT_SID is set"
+            )
+        if self.kafka_sasl_mechanism and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required when "
+                "KAFKA_SASL_MECHANISM is set"
+            )
+        if self.smtp_username and not self.smtp_password:
+            raise ValueError("SMTP_PASSWORD is required when SMTP_USERNAME is set")
+        return self
+
+    @property
+    def clock_skew_tolerance(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_tolerance_s)
+
+    @property
+    def resolved_outbox_path(self) -> Path:
+        return self.outbox_path or self.data_dir / "outbox.jsonl"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}.{name}"
+
+    def bootstrap_servers(self) -> str:
+        """The configured broker, else the one scripts/kafka-local recorded it started."""
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        state = self.kafka_local_dir / "bootstrap"
+        try:
+            value = state.read_text().strip()
+        except OSError:
+            value = ""
+        if not value:
+            raise ConfigError(
+                f"{ENV_PREFIX}KAFKA_BOOTSTRAP is not set and no local broker is recorded in "
+                f"{state} (start one with scripts/kafka-local start)"
+            )
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation failure into a one-line ConfigError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(
+            describe_validation_error("settings", exc, env_prefix=ENV_PREFIX)
+        ) from None

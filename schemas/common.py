@@ -1,0 +1,100 @@
+"""Shared field types and enums used by every schema module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal[1] = 1
+
+# Child references are opaque case-system identifiers. Keeping them to a safe alphabet means
+# they can be used as Kafka keys, URL path segments and log values without escaping.
+ChildRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Case-system reference of the child (not a name).",
+        examples=["C123"],
+    ),
+]
+EpisodeCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z0-9]{4,12}$",
+        description="Short code of an episode, quoted in SMS replies ('ACK <code>').",
+        examples=["K7Q2MD"],
+    ),
+]
+ShortText = Annotated[str, Field(max_length=2000)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Category(StrEnum):
+    """DfE categories: whereabouts unknown (M) versus known but unauthorised (A)."""
+
+    MISSING = "missing"
+    AWAY = "away"
+
+    @property
+    def code(self) -> str:
+        """The SSDA903 MISSING column value."""
+        return "M" if self is Category.MISSING else "A"
+
+
+class Tier(StrEnum):
+    STANDARD = "standard"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _TIER_RANK[self]
+
+
+_TIER_RANK = {Tier.STANDARD: 0, Tier.MEDIUM: 1, Tier.HIGH: 2}
+
+
+class RiskFlag(StrEnum):
+    """Philomena-style risk flags; which of them raise the tier is decided by config/risk.yaml."""
+
+    TRAFFICKING_SUSPECTED = "trafficking_suspected"
+    TRAFFICKING_IDENTIFIED = "trafficking_identified"
+    NRM_REFERRAL = "nrm_referral"
+    CSE = "child_sexual_exploitation"
+    CCE = "child_criminal_exploitation"
+    COUNTY_LINES = "county_lines"
+    UASC = "unaccompanied_asylum_seeking"
+    URGENT_MEDICAL_NEED = "urgent_medical_need"
+    IMMEDIATE_DANGER = "immediate_danger"
+    OTHER_CONCERNS = "other_concerns"
+
+
+class Reporter(BaseModel):
+    """Who told us: a role and organisation, never a personal name in the event stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["carer", "residential_staff", "social_worker", "police", "case_system", "other"]
+    organisation: str | None = Field(default=None, max_length=120)
+
+
+class Envelope(BaseModel):
+    """Fields every event and record carries, so consumers can dedupe, order and route."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: AwareDatetime = Field(
+        description="When it happened in the world (timezone-aware ISO 8601)."
+    )
+    child_ref: ChildRef
