@@ -1,0 +1,129 @@
+"""State kept per child in the episodes table, and the effects an event produces.
+
+Stored in the table as ``model_dump(mode="json")`` (JSON-ready dicts), per the Faust pitfall that
+pydantic models are not faust.Records. Everything here must survive that round trip unchanged,
+and stay small: the table holds one of these per child for years.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import date, datetime
+from typing import Final, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.alerts import Alert, Channel
+from schemas.common import Category, RiskFlag, Tier
+from schemas.events import ChildProfile
+from schemas.records import EpisodeRecord
+
+# Codes avoid 0/O and 1/I so they survive being read out over a phone.
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+
+# Records about an event that names no episode still need a valid code. "NONE" matches the
+# EpisodeCode pattern but can never be generated (4 letters, and 'O' is not in the alphabet).
+NO_EPISODE: Final = "NONE"
+
+# Bounds that keep one child's state small however long the child is known to the service.
+SEEN_EVENT_IDS_CAP: Final = 256
+RECENT_EPISODES_CAP: Final = 32
+ACKNOWLEDGERS_CAP: Final = 16
+
+
+def episode_code_for(child_ref: str, opening_event_id: UUID) -> str:
+    """Deterministic, so replaying the opening event after a crash yields the same episode."""
+    digest = hashlib.sha256(f"{child_ref}:{opening_event_id}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(CODE_LENGTH):
+        number, idx = divmod(number, len(_CODE_ALPHABET))
+        chars.append(_CODE_ALPHABET[idx])
+    return "".join(chars)
+
+
+def b32(text: str) -> str:
+    return base64.b32encode(text.encode()).decode().rstrip("=")
+
+
+class Renotify(BaseModel):
+    """The unacknowledged step being repeated, copied so a policy reload cannot orphan it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step_id: str
+    roles: tuple[str, ...]
+    channels: tuple[Channel, ...]
+    template: str
+    base_at: datetime = Field(description="Last time these roles were told; the interval counts")
+    count: int = Field(default=0, ge=0, description="Re-notifies of this step sent so far.")
+
+
+class Episode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    opened_by_event: UUID
+    reported_at: datetime
+    last_seen_at: datetime = Field(description="Ladder clock base; only ever moves earlier.")
+    category: Category
+    tier: Tier = Field(description="Tier the ladder runs on: the highest assessed while open.")
+    assessed_tier: Tier | None = Field(default=None, description="The latest assessment.")
+    flags: frozenset[RiskFlag] = frozenset()
+    immediate_danger: bool = False
+    profile_missing: bool = False
+    fired: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="step id -> fired at, for every alert of the episode except re-notifies.",
+    )
+    notified_roles: list[str] = Field(
+        default_factory=list, description="Every role told so far, in first-told order."
+    )
+    renotify: Renotify | None = None
+    acknowledged_by: dict[str, datetime] = Field(default_factory=dict)
+    closed_at: datetime | None = None
+    returned_at: datetime | None = None
+    returned_how: Literal["returned", "found"] | None = None
+    rhi_offered_on: date | None = None
+    rhi_accepted: bool | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return bool(self.acknowledged_by)
+
+
+class ChildState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    child_ref: str
+    profile: ChildProfile | None = None
+    last_seen_at: datetime | None = None
+    open_episode: Episode | None = None
+    recent_episodes: list[Episode] = Field(
+        default_factory=list, description="Closed episodes kept for repeat rules and RHI timers."
+    )
+    seen_event_ids: list[str] = Field(
+        default_factory=list, description="Bounded window of processed event ids, for dedupe."
+    )
+
+    def closed_episode(self, code: str) -> Episode | None:
+        return next((e for e in self.recent_episodes if e.code == code), None)
+
+    def last_closed(self) -> Episode | None:
+        """The episode that ended latest: new absences may not start before its return."""
+        closed = [e for e in self.recent_episodes if e.returned_at is not None]
+        return max(closed, key=lambda e: (e.returned_at, e.code), default=None)
+
+
+class Effects(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: list[Alert] = Field(default_factory=list)
+    records: list[EpisodeRecord] = Field(default_factory=list)
+
+
+def age_on(dob: date, day: date) -> int:
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
