@@ -1,0 +1,1 @@
+"""Turning engine alerts into messages: templates, recipients, notifiers, dispatch."""

@@ -1,0 +1,53 @@
+"""Fan an alert out into one notification per recipient and channel. Pure.
+
+The notification id (episode, step, recipient, channel) is the de-duplication key that dispatch
+checks before sending, so a replayed alert can never produce a second SMS.
+"""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, uuid5
+
+from alerts.rota import resolve_roles
+from alerts.templates import alert_context, render
+from config.policy import Policy
+from schemas.alerts import Alert, Channel, Notification
+
+
+def notification_id(alert: Alert, person_id: str, channel: Channel) -> str:
+    return f"{alert.episode_code}:{alert.step_id}:{person_id}:{channel.value}"
+
+
+def fan_out(alert: Alert, policy: Policy, *, base_url: str) -> list[Notification]:
+    recipients = resolve_roles(
+        policy.rota,
+        alert.roles,
+        local_authority=alert.local_authority,
+        police_force=alert.police_force,
+        at=alert.occurred_at,
+    )
+    context = alert_context(alert, base_url=base_url, timezone=policy.rota.timezone)
+    out: list[Notification] = []
+    for rec in recipients:
+        for channel in alert.channels:
+            address = rec.person.phone if channel is Channel.SMS else rec.person.email
+            if not address:
+                continue
+            subject, body = render(policy.templates, alert, channel, context)
+            nid = notification_id(alert, rec.person_id, channel)
+            out.append(
+                Notification(
+                    event_id=uuid5(NAMESPACE_URL, f"missing-alerts:notification:{nid}"),
+                    occurred_at=alert.occurred_at,
+                    child_ref=alert.child_ref,
+                    notification_id=nid,
+                    alert_id=alert.alert_id,
+                    episode_code=alert.episode_code,
+                    recipient_id=rec.person_id,
+                    channel=channel,
+                    address=address,
+                    subject=subject,
+                    body=body,
+                )
+            )
+    return out

@@ -1,0 +1,1 @@
+"""Notifiers: one small interface, one module per channel backend."""

@@ -1,0 +1,56 @@
+"""Render an alert for a channel. Pure: the context is built only from non-personal alert fields,
+so no template can put a name, address or medical note into an SMS even by mistake."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from config.policy import Templates
+from schemas.alerts import Alert, Channel
+from schemas.common import Category
+
+SMS_PREFIX = "MISSING-ALERT:"
+
+
+def _local(ts: datetime, zone: ZoneInfo) -> str:
+    return ts.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+def _elapsed(start: datetime, end: datetime) -> str:
+    minutes = max(0, int((end - start).total_seconds() // 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def alert_context(
+    alert: Alert, *, base_url: str, timezone: str = "Europe/London"
+) -> dict[str, Any]:
+    zone = ZoneInfo(timezone)
+    return {
+        "prefix": SMS_PREFIX,
+        "child_ref": alert.child_ref,
+        "initials": alert.initials or "??",
+        "category_label": "MISSING" if alert.category is Category.MISSING else "AWAY",
+        "tier": alert.tier.value,
+        "last_seen": _local(alert.last_seen_at, zone),
+        "elapsed": _elapsed(alert.last_seen_at, alert.occurred_at),
+        "episode_code": alert.episode_code,
+        "link": f"{base_url.rstrip('/')}/e/{alert.episode_code}",
+        "profile_missing": alert.profile_missing,
+        "local_authority": alert.local_authority or "unknown",
+        "rhi_due": "",
+        "reason": "third missing episode within 30 days",
+    }
+
+
+def render(
+    templates: Templates, alert: Alert, channel: Channel, context: dict[str, Any]
+) -> tuple[str | None, str]:
+    """(subject, body); an email template's first line 'Subject: ...' becomes the subject."""
+    text = templates.render(alert.template, channel, context)
+    if channel is Channel.EMAIL and text.startswith("Subject:"):
+        first, _, rest = text.partition("\n")
+        return first.removeprefix("Subject:").strip(), rest.strip()
+    return None, text

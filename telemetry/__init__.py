@@ -1,0 +1,1 @@
+"""Logs and metrics: declared once, free of child personal data."""

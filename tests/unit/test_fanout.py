@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from alerts.fanout import fan_out
+from config import load_policy
+from config.settings import POLICY_DIR
+from schemas.alerts import Alert, AlertKind, Channel
+from schemas.common import Category, Tier
+
+POLICY = load_policy(POLICY_DIR)
+NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # Wednesday, office hours
+
+
+def alert(**overrides: object) -> Alert:
+    fields: dict[str, object] = dict(
+        occurred_at=NOW,
+        child_ref="C123",
+        alert_id="K7Q2MD:high-t0",
+        kind=AlertKind.ABSENCE_REPORTED,
+        episode_code="K7Q2MD",
+        step_id="high-t0",
+        tier=Tier.HIGH,
+        category=Category.MISSING,
+        roles=("duty_social_worker", "police_liaison"),
+        channels=(Channel.SMS, Channel.EMAIL),
+        template="absence_reported",
+        local_authority="LA-EXAMPLE",
+        police_force="FORCE-EXAMPLE",
+        initials="JD",
+        date_of_birth=date(2011, 3, 4),
+        last_seen_at=NOW - timedelta(minutes=20),
+        reported_at=NOW,
+    )
+    fields.update(overrides)
+    return Alert.model_validate(fields)
+
+
+def test_one_notification_per_recipient_and_channel() -> None:
+    notes = fan_out(alert(), POLICY, base_url="https://ma.example.org")
+    assert sorted(n.notification_id for n in notes) == [
+        "K7Q2MD:high-t0:dsw-day:email",
+        "K7Q2MD:high-t0:dsw-day:sms",
+        "K7Q2MD:high-t0:pl-1:email",
+        "K7Q2MD:high-t0:pl-1:sms",
+    ]
+    # Deterministic: replaying an alert yields identical notifications (the dedupe key holds).
+    assert fan_out(alert(), POLICY, base_url="https://ma.example.org") == notes
+
+
+def test_sms_is_minimal_and_fits_two_segments() -> None:
+    sms = [
+        n
+        for n in fan_out(alert(), POLICY, base_url="https://ma.example.org")
+        if n.channel is Channel.SMS
+    ]
+    body = sms[0].body
+    for needed in (
+        "C123",
+        "JD",
+        "MISSING",
+        "HIGH",
+        "ACK K7Q2MD",
+        "10:40",
+        "https://ma.example.org/e/K7Q2MD",
+    ):
+        assert needed in body
+    assert len(body) <= 306, len(body)
+    assert "2011" not in body  # no date of birth in SMS
+
+
+def test_email_has_subject_and_body() -> None:
+    email = next(
+        n for n in fan_out(alert(), POLICY, base_url="https://x") if n.channel is Channel.EMAIL
+    )
+    assert email.subject == "[HIGH] MISSING: C123 (JD) - episode K7Q2MD"
+    assert "Risk tier: high" in email.body
+
+
+def test_missing_profile_is_said() -> None:
+    notes = fan_out(alert(profile_missing=True, initials=None), POLICY, base_url="https://x")
+    assert all("NO PROFILE" in n.body or "No Philomena profile" in n.body for n in notes)
