@@ -1,0 +1,2 @@
+"""The stream-processing side: the Faust app, topics, tables, agents and the pure episode
+domain (``streams.episodes``) they call."""

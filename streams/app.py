@@ -1,0 +1,106 @@
+"""Builds the Faust app from settings: resources in, wired agents out.
+
+A factory rather than a module-level app, so tests and the benchmark can build isolated apps
+(own topic prefix, memory store, manual clock) in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from alerts.notifiers.base import Notifier
+from alerts.notifiers.select import build_notifiers
+from config.policy import Policy
+from config.settings import Settings
+from schemas.alerts import Channel
+from schemas.codec import CODEC_NAME, register
+from streams.clock import Clock, SystemClock
+from streams.kafka_clients import faust_broker, faust_credentials
+from streams.topics import TopicSpec, topic_specs
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    policy: Policy
+    clock: Clock = field(default_factory=SystemClock)
+    notifiers: dict[Channel, Notifier] = field(default_factory=dict)
+
+
+@dataclass
+class Wiring:
+    app: Any
+    inputs: Any
+    alerts: Any
+    episode_events: Any
+    dead_letters: Any
+    due: Any
+    episodes: Any
+
+
+def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
+    return app.topic(
+        spec.name,
+        partitions=spec.partitions,
+        config=spec.config,
+        key_serializer="raw",
+        value_serializer=serializer,
+    )
+
+
+def create_app(resources: Resources) -> Wiring:
+    register()
+    settings = resources.settings
+    if not resources.notifiers:
+        resources.notifiers = build_notifiers(settings)
+    specs = topic_specs(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker(settings),
+        broker_credentials=faust_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir / "faust"),
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    inputs = app.topic(
+        specs["events"].name,
+        specs["due"].name,
+        specs["profiles"].name,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    wiring = Wiring(
+        app=app,
+        inputs=inputs,
+        alerts=_topic(app, specs["alerts"], CODEC_NAME),
+        episode_events=_topic(app, specs["episode_events"], CODEC_NAME),
+        dead_letters=_topic(app, specs["dead_letters"], CODEC_NAME),
+        due=_topic(app, specs["due"], CODEC_NAME),
+        episodes=app.Table(
+            "episodes",
+            default=None,
+            partitions=settings.topic_partitions,
+            # bytes in, bytes out: the value is ChildState as JSON, validated by pydantic on
+            # read, so Faust never needs to know the model.
+            key_type=bytes,
+            value_type=bytes,
+        ),
+    )
+    from streams.agents import wire_agents  # late import: agents need the wiring
+
+    wire_agents(wiring, resources)
+    return wiring

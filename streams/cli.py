@@ -1,0 +1,150 @@
+"""``missing-alerts``: run the worker, create topics, send a test absence, check configuration.
+
+Configuration problems end the process with one line on stderr (exit 2), never a traceback: the
+operator reading it at night needs the file and field, not a stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from config.errors import ConfigError
+from config.policy import Policy, load_policy
+from config.settings import Settings, load_settings
+from schemas.common import Category, Reporter, RiskFlag
+from schemas.events import AbsenceReported, ChildProfile
+
+
+def _load() -> tuple[Settings, Policy]:
+    settings = load_settings()
+    policy = load_policy(settings.policy_dir)
+    return settings, policy
+
+
+@click.group()
+def cli() -> None:
+    """missing-alerts: escalation of missing-from-care episodes."""
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Load settings and policy files and report what was loaded."""
+    settings, policy = _load()
+    click.echo(
+        f"ok: policy {settings.policy_dir} ({len(policy.escalation.tiers)} tiers, "
+        f"{len(policy.rota.people)} people, {len(policy.templates.sources)} templates)"
+    )
+
+
+@cli.command("create-topics")
+def create_topics() -> None:
+    """Create the pipeline's topics (idempotent; checks partition counts)."""
+    from streams.admin import ensure_topics
+
+    settings, _ = _load()
+    created = asyncio.run(ensure_topics(settings))
+    click.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+@cli.command("worker")
+@click.option("--web-port", type=int, default=None, help="Override MISSING_ALERTS_WEB_PORT.")
+@click.option("--loglevel", default=None, help="Override MISSING_ALERTS_LOG_LEVEL.")
+def worker(web_port: int | None, loglevel: str | None) -> None:
+    """Run a stream worker (engine + dispatch + web server)."""
+    import faust
+
+    from streams.admin import ensure_topics
+    from streams.app import Resources, create_app
+    from telemetry.logging import configure_logging
+
+    settings, policy = _load()
+    if web_port is not None:
+        settings = settings.model_copy(update={"web_port": web_port})
+    asyncio.run(ensure_topics(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    wiring = create_app(Resources(settings=settings, policy=policy))
+    level = (loglevel or settings.log_level).upper()
+    # Our redacting structlog pipeline owns stdlib logging; Faust must not replace it.
+    configure_logging(settings.log_format, level)
+    wk = faust.Worker(wiring.app, loglevel=level, override_logging=False)
+    wk.execute_from_commandline()
+
+
+@cli.command("send-absence")
+@click.option("--child", "child_ref", required=True, help="Child reference, e.g. C123.")
+@click.option(
+    "--risk",
+    "flags",
+    multiple=True,
+    type=click.Choice([f.value for f in RiskFlag] + ["trafficking"]),
+    help="Risk flag reported (repeatable); 'trafficking' means trafficking_suspected.",
+)
+@click.option("--category", type=click.Choice(["missing", "away"]), default="missing")
+@click.option("--last-seen", type=click.DateTime(), default=None, help="UTC; default now.")
+@click.option("--danger/--no-danger", default=False, help="Reporter marks immediate danger.")
+@click.option(
+    "--profile-initials", default=None, help="Also send a minimal profile with these initials."
+)
+def send_absence(
+    child_ref: str,
+    flags: tuple[str, ...],
+    category: str,
+    last_seen: datetime | None,
+    danger: bool,
+    profile_initials: str | None,
+) -> None:
+    """Produce a test absence report onto the events topic (acks=all)."""
+    from streams.producer import produce
+
+    settings, _ = _load()
+    now = datetime.now(UTC)
+    seen = last_seen.replace(tzinfo=UTC) if last_seen else now
+    risk = frozenset(
+        RiskFlag.TRAFFICKING_SUSPECTED if f == "trafficking" else RiskFlag(f) for f in flags
+    )
+    events: list[Any] = []
+    if profile_initials:
+        events.append(
+            ChildProfile(
+                occurred_at=now,
+                child_ref=child_ref,
+                initials=profile_initials,
+                date_of_birth=datetime(2010, 1, 1).date(),
+                local_authority=load_policy(settings.policy_dir).rota.default_local_authority,
+            )
+        )
+    events.append(
+        AbsenceReported(
+            occurred_at=now,
+            child_ref=child_ref,
+            last_seen_at=min(seen, now),
+            category=Category(category),
+            reporter=Reporter(role="carer"),
+            reported_flags=risk,
+            immediate_danger=danger,
+        )
+    )
+    asyncio.run(produce(settings, settings.topic("events"), events))
+    click.echo(f"sent absence {events[-1].event_id} for {child_ref}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="missing-alerts", standalone_mode=False)
+    except ConfigError as exc:
+        print(f"missing-alerts: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click.exceptions.Abort:
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,46 @@
+"""Every topic, its partition count and its config, declared once.
+
+The events topic, the timer's due topic and the episodes table share one partition count and
+one key (child_ref), so all of a child's inputs and state live on the same partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
+    n = settings.topic_partitions
+    week = str(7 * 24 * 3600 * 1000)
+    year = str(400 * 24 * 3600 * 1000)
+    specs = {
+        # Inputs from carers' apps, the API and the case system, keyed by child_ref.
+        "events": TopicSpec(settings.topic("events"), n, {"retention.ms": week}),
+        # Timer "due" events, co-partitioned with events.
+        "due": TopicSpec(settings.topic("due"), n, {"retention.ms": week}),
+        # Latest profile per child (compacted), produced by the case system.
+        "profiles": TopicSpec(settings.topic("profiles"), n, {"cleanup.policy": "compact"}),
+        # Engine decisions, consumed by dispatch.
+        "alerts": TopicSpec(settings.topic("alerts"), n, {"retention.ms": week}),
+        # Audit trail and source of the SSDA903 export: kept long.
+        "episode_events": TopicSpec(settings.topic("episode-events"), n, {"retention.ms": year}),
+        # Delivery receipts from Twilio status callbacks.
+        "receipts": TopicSpec(settings.topic("receipts"), n, {"retention.ms": week}),
+        # Whatever could not be processed, with the reason.
+        "dead_letters": TopicSpec(settings.topic("dead-letters"), 1, {"retention.ms": year}),
+    }
+    return specs
+
+
+def faust_topic_kwargs(spec: TopicSpec) -> dict[str, Any]:
+    return {"partitions": spec.partitions, "config": spec.config}

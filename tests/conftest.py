@@ -1,0 +1,64 @@
+"""Shared fixtures. Integration tests get a real Kafka broker: the one scripts/test started
+(MISSING_ALERTS_TEST_KAFKA), or one this session starts and stops itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.worker import REPO, WorkerProcess, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("MISSING_ALERTS_TEST_KAFKA")
+    if given:
+        yield given
+        return
+    state = tmp_path_factory.mktemp("kafka-local")
+    env = {**os.environ, "KAFKA_LOCAL_DIR": str(state)}
+    script = str(REPO / "scripts" / "kafka-local")
+    out = subprocess.run([script, "start"], env=env, check=True, capture_output=True, text=True)
+    try:
+        yield out.stdout.strip()
+    finally:
+        subprocess.run([script, "stop"], env=env, check=False)
+
+
+@pytest.fixture
+def pipeline_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    """Settings for one isolated pipeline: own topics, consumer group, state and outbox."""
+    run = uuid.uuid4().hex[:10]
+    port = free_port()
+    return {
+        "MISSING_ALERTS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "MISSING_ALERTS_APP_ID": f"test-{run}",
+        "MISSING_ALERTS_TOPIC_PREFIX": f"test-{run}",
+        "MISSING_ALERTS_TOPIC_PARTITIONS": "2",
+        "MISSING_ALERTS_DATA_DIR": str(tmp_path / "var"),
+        "MISSING_ALERTS_OUTBOX_PATH": str(tmp_path / "outbox.jsonl"),
+        "MISSING_ALERTS_WEB_PORT": str(port),
+        "MISSING_ALERTS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "MISSING_ALERTS_BROKER_SESSION_TIMEOUT_S": "6",
+        "MISSING_ALERTS_LOG_FORMAT": "json",
+        "MISSING_ALERTS_ENVIRONMENT": "test",
+    }
+
+
+@pytest.fixture
+def worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(env=pipeline_env, log_path=tmp_path / "worker.log")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        artifacts = os.environ.get("MISSING_ALERTS_TEST_ARTIFACTS")
+        if artifacts and proc.log_path.exists():
+            dest = Path(artifacts)
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / f"{pipeline_env['MISSING_ALERTS_APP_ID']}.log").write_text(proc.logs())

@@ -1,0 +1,59 @@
+"""docker-compose.yml cannot run here (no Docker engine): check its wiring by parsing it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from config.settings import Settings
+from tests.support.worker import REPO
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_services_present() -> None:
+    assert {"kafka", "worker", "prometheus", "mailpit"} <= SERVICES.keys()
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:4")
+
+
+def test_worker_waits_for_healthy_dependencies() -> None:
+    deps = SERVICES["worker"]["depends_on"]
+    assert deps["kafka"]["condition"] == "service_healthy"
+    assert deps["mailpit"]["condition"] == "service_healthy"
+    for name in ("kafka", "mailpit", "worker"):
+        assert "test" in SERVICES[name]["healthcheck"], name
+
+
+def test_worker_env_names_are_real_settings() -> None:
+    env = SERVICES["worker"]["environment"]
+    fields = {f"MISSING_ALERTS_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(set(env) - fields)
+    assert not unknown, f"compose sets variables no setting reads: {unknown}"
+    assert env["MISSING_ALERTS_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["MISSING_ALERTS_SMTP_HOST"] == "mailpit"
+
+
+def test_kafka_is_single_node_kraft_and_advertises_its_service_name() -> None:
+    env = SERVICES["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+
+
+def test_ports_and_prometheus_target_line_up() -> None:
+    worker_port = SERVICES["worker"]["environment"]["MISSING_ALERTS_WEB_PORT"]
+    assert f"{worker_port}:{worker_port}" in SERVICES["worker"]["ports"]
+    prom = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    targets = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == [f"worker:{worker_port}"]
+    mount = SERVICES["prometheus"]["volumes"][0].split(":")[0]
+    assert (REPO / Path(mount)).exists()
+
+
+def test_no_secrets_committed_in_compose() -> None:
+    env = SERVICES["worker"]["environment"]
+    for key, value in env.items():
+        if any(s in key for s in ("TOKEN", "PASSWORD", "SECRET")):
+            assert str(value).startswith("${"), key
