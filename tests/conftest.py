@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import POLICY_DIR
 from tests.support.worker import REPO, WorkerProcess, free_port
 
 
@@ -48,6 +50,26 @@ def pipeline_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
         "MISSING_ALERTS_LOG_FORMAT": "json",
         "MISSING_ALERTS_ENVIRONMENT": "test",
     }
+
+
+def short_ladder_policy(dest: Path) -> Path:
+    """The shipped policy with the high ladder shortened to seconds, for tests that must see
+    escalations happen: T+0, unacknowledged step at 4 s, milestone at 8 s, no re-notify noise."""
+    shutil.copytree(POLICY_DIR, dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = dest / "escalation.yaml"
+    text = path.read_text()
+    text = text.replace("renotify_every: 15m", "renotify_every: 1h")
+    text = text.replace("id: high-t30m\n        after: 30m", "id: high-t30m\n        after: 4s")
+    text = text.replace("id: high-t2h\n        after: 2h", "id: high-t2h\n        after: 8s")
+    path.write_text(text)
+    assert "after: 4s" in text and "after: 8s" in text
+    return dest
+
+
+@pytest.fixture
+def short_policy_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    pipeline_env["MISSING_ALERTS_POLICY_DIR"] = str(short_ladder_policy(tmp_path / "policy"))
+    return pipeline_env
 
 
 @pytest.fixture
