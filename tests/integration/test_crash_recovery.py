@@ -52,6 +52,4 @@ async def test_due_steps_fire_exactly_once_across_sigkill(
     for alert in alerts:
         seen = absences[str(alert["child_ref"])].last_seen_at
         delay = {"high-t0": 0, "high-t30m": 4, "high-t2h": 8}[str(alert["step_id"])]
-        assert datetime.fromisoformat(str(alert["occurred_at"])) >= seen + timedelta(
-            seconds=delay
-        )
+        assert datetime.fromisoformat(str(alert["occurred_at"])) >= seen + timedelta(seconds=delay)

@@ -54,7 +54,7 @@ def returned(child: str, code: str | None = None) -> ReturnReported:
     )
 
 
-def record(event: AbsenceReported | Acknowledgement | ChildProfile | ReturnReported) -> tuple[
-    bytes, bytes
-]:
+def record(
+    event: AbsenceReported | Acknowledgement | ChildProfile | ReturnReported,
+) -> tuple[bytes, bytes]:
     return event.child_ref.encode(), dumps(event)
