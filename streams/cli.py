@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -131,6 +132,46 @@ def send_absence(
     )
     asyncio.run(produce(settings, settings.topic("events"), events))
     click.echo(f"sent absence {events[-1].event_id} for {child_ref}")
+
+
+@cli.group("export")
+def export() -> None:
+    """Statutory exports."""
+
+
+@export.command("ssda903")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option(
+    "--rhi-out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write return home interview offered/accepted per period to this CSV.",
+)
+def export_ssda903(start: datetime, end: datetime, rhi_out: str | None) -> None:
+    """Write the SSDA903 "Missing" table (CSV) for periods overlapping [--from, --to]."""
+    from streams.export import fold_records, rhi_csv, select_periods, ssda903_csv
+    from streams.topic_reader import read_all
+
+    settings, _ = _load()
+
+    async def _read() -> tuple[list[dict[str, Any]], dict[str, date]]:
+        records = await read_all(settings, settings.topic("episode-events"))
+        profiles = await read_all(settings, settings.topic("profiles"))
+        events = await read_all(settings, settings.topic("events"))
+        dobs: dict[str, date] = {}
+        for _key, value in [*profiles, *events]:  # profiles may also arrive on the events topic
+            if value.get("type") == "profile" and value.get("date_of_birth"):
+                dobs[str(value["child_ref"])] = date.fromisoformat(value["date_of_birth"])
+        return [v for _k, v in records], dobs
+
+    records, dobs = asyncio.run(_read())
+    result = select_periods(fold_records(records).values(), dobs, start.date(), end.date())
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(ssda903_csv(result, dobs), nl=False)
+    if rhi_out:
+        Path(rhi_out).write_text(rhi_csv(result))
 
 
 def main(argv: list[str] | None = None) -> None:

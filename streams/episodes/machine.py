@@ -476,6 +476,7 @@ def _absorb(
         added_flags=_flag_names(new_flags),
         immediate_danger=immediate_danger,
         last_seen_moved_earlier=moved,
+        last_seen_at=_iso(episode.last_seen_at),
         assessed_tier=assessment.tier.value,
     )
     if episode.category != old_category:
