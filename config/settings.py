@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # Escalation timer: how often each worker looks for due steps, and how many it emits a tick.
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
     timer_batch: int = Field(default=5000, ge=1)
+    # Engine micro-batches: up to this many records, waiting at most this long for more. Larger
+    # batches amortise the wait for Kafka acknowledgements; the wait bounds added latency.
+    engine_batch_max: int = Field(default=500, ge=1, le=100_000)
+    engine_batch_within_s: float = Field(default=0.005, gt=0, le=5)
 
     # Policy files (escalation.yaml, risk.yaml, rota.yaml, templates/).
     policy_dir: Path = POLICY_DIR

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from alerts.fanout import fan_out
 from schemas.alerts import Alert
 from schemas.records import DeadLetter
 from streams.app import Resources, Wiring
-from streams.decode import Rejection, decode_input
-from streams.episodes import machine
-from streams.table_codec import decode_state, encode_entry
+from streams.engine_batch import process_batch
+from streams.faust_context import event_context
+from streams.sending import send_durably
 from streams.timers import TimerState, wire_timer
 from telemetry.logging import get_logger
 
@@ -27,21 +26,8 @@ def wire_agents(w: Wiring, r: Resources) -> None:
     timer = TimerState()
     wire_timer(w, r, timer)
 
-    async def dead_letter(event: Any, reason: str, errors: list[dict[str, str]]) -> None:
+    def dead_letter(event: Any, reason: str, errors: list[dict[str, str]]) -> DeadLetter:
         msg = event.message
-        await w.dead_letters.send(
-            key=event.key,
-            value=DeadLetter(
-                occurred_at=clock.now(),
-                child_ref=_payload_text(event.key, 200) or "unknown",
-                source_topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                reason=reason,
-                errors=errors,
-                payload=_payload_text(event.value),
-            ),
-        )
         log.warning(
             "input dead-lettered",
             reason=reason,
@@ -50,41 +36,44 @@ def wire_agents(w: Wiring, r: Resources) -> None:
             partition=msg.partition,
             offset=msg.offset,
         )
+        return DeadLetter(
+            occurred_at=clock.now(),
+            child_ref=_payload_text(event.key, 200) or "unknown",
+            source_topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            reason=reason,
+            errors=errors,
+            payload=_payload_text(event.value),
+        )
 
     @w.app.agent(w.inputs, name="engine")
     async def engine(stream: Any) -> None:
-        async for event in stream.events():
-            now = clock.now()
-            decoded = decode_input(
-                event.key, event.value, now=now, skew_tolerance=settings.clock_skew_tolerance
+        batch_max, within = settings.engine_batch_max, settings.engine_batch_within_s
+        async for events in stream.take_events(batch_max, within):
+            result = process_batch(
+                events,
+                read=w.episodes.get,
+                policy=policy,
+                now=clock.now,
+                skew_tolerance=settings.clock_skew_tolerance,
             )
-            if isinstance(decoded, Rejection):
-                await dead_letter(event, decoded.reason, decoded.errors)
-                continue
-            raw_state = w.episodes.get(event.key)
-            try:
-                state = decode_state(raw_state) if raw_state else None
-                new_state, effects = machine.apply(state, decoded, now, policy)
-                due = machine.next_due(new_state, policy)
-            except Exception as exc:  # a bug must not stop the stream: park the event
-                log.exception("engine failed on event", event_type=decoded.type)
-                await dead_letter(
-                    event, "engine_error", [{"field": "(engine)", "message": type(exc).__name__}]
-                )
-                continue
             # Effects first, state second: the new state is written only once Kafka holds
-            # every alert and record it implies. A crash in between replays the event, which
+            # every alert and record it implies. A crash in between replays the batch, which
             # may repeat an alert (same alert_id, dropped by dispatch) but can never lose one.
-            pending = [await w.alerts.send(key=event.key, value=a) for a in effects.alerts]
-            pending += [
-                await w.episode_events.send(key=event.key, value=rec) for rec in effects.records
-            ]
-            if pending:
-                await asyncio.gather(*pending)
-            due_at, due_code = (due.at, due.episode_code) if due else (None, None)
-            w.episodes[event.key] = encode_entry(new_state, due_at, due_code)
-            timer.index.set(event.key, due_at, due_code)
-            for alert in effects.alerts:
+            await send_durably(
+                [(w.alerts, key, alert) for key, alert in result.alerts]
+                + [(w.episode_events, key, rec) for key, rec in result.records]
+                + [
+                    (w.dead_letters, rej.event.key, dead_letter(rej.event, rej.reason, rej.errors))
+                    for rej in result.rejected
+                ]
+            )
+            for key, write in result.writes.items():
+                with event_context(write.event):
+                    w.episodes[key] = write.entry()
+                timer.index.set(key, write.due_at, write.due_code)
+            for _key, alert in result.alerts:
                 log.info(
                     "alert decided",
                     episode_code=alert.episode_code,

@@ -1,0 +1,86 @@
+"""One batch of input records through the episode machine, without I/O.
+
+The agent hands in Faust events and a way to read the table; this returns what to send and
+what to write. Keeping the loop here (not in the agent) lets unit tests drive it, and lets the
+agent follow one simple rule: send everything, wait for Kafka to acknowledge it, then write the
+table. A crash before the write replays the batch; a crash after it has nothing left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from config.policy import Policy
+from schemas.alerts import Alert
+from schemas.records import EpisodeRecord
+from streams.decode import Rejection, decode_input
+from streams.episodes import machine
+from streams.episodes.state import ChildState
+from streams.table_codec import decode_state, encode_entry
+
+
+@dataclass
+class Write:
+    event: Any  # the Faust event whose partition the table write belongs to
+    state: ChildState
+    due_at: datetime | None
+    due_code: str | None
+
+    def entry(self) -> bytes:
+        return encode_entry(self.state, self.due_at, self.due_code)
+
+
+@dataclass
+class Rejected:
+    event: Any
+    reason: str
+    errors: list[dict[str, str]]
+
+
+@dataclass
+class BatchResult:
+    alerts: list[tuple[bytes, Alert]] = field(default_factory=list)
+    records: list[tuple[bytes, EpisodeRecord]] = field(default_factory=list)
+    writes: dict[bytes, Write] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    applied: int = 0
+
+
+def process_batch(
+    events: Iterable[Any],
+    *,
+    read: Callable[[bytes], bytes | None],
+    policy: Policy,
+    now: Callable[[], datetime],
+    skew_tolerance: timedelta,
+) -> BatchResult:
+    """Apply each event in order; a child seen twice in a batch sees its own newer state."""
+    result = BatchResult()
+    states: dict[bytes, ChildState | None] = {}
+    for event in events:
+        at = now()
+        decoded = decode_input(event.key, event.value, now=at, skew_tolerance=skew_tolerance)
+        if isinstance(decoded, Rejection):
+            result.rejected.append(Rejected(event, decoded.reason, decoded.errors))
+            continue
+        key: bytes = event.key
+        try:
+            if key not in states:
+                raw = read(key)
+                states[key] = decode_state(raw) if raw else None
+            new_state, effects = machine.apply(states[key], decoded, at, policy)
+            due = machine.next_due(new_state, policy)
+        except Exception as exc:  # a bug must not stop the stream: park the event
+            error = {"field": "(engine)", "message": type(exc).__name__}
+            result.rejected.append(Rejected(event, "engine_error", [error]))
+            continue
+        states[key] = new_state
+        result.applied += 1
+        result.alerts += [(key, a) for a in effects.alerts]
+        result.records += [(key, r) for r in effects.records]
+        due_at, due_code = (due.at, due.episode_code) if due else (None, None)
+        result.writes[key] = Write(event, new_state, due_at, due_code)
+    return result

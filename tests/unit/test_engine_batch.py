@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from config import load_policy
+from config.settings import POLICY_DIR
+from schemas.codec import dumps
+from schemas.common import RiskFlag
+from streams.engine_batch import process_batch
+from streams.table_codec import decode_header, decode_state
+from tests.support import events as ev
+
+POLICY = load_policy(POLICY_DIR)
+
+
+def record(event: Any, key: bytes | None = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        key=key if key is not None else event.child_ref.encode(),
+        value=dumps(event),
+        message=SimpleNamespace(partition=0),
+    )
+
+
+def run(events: list[SimpleNamespace], table: dict[bytes, bytes]) -> Any:
+    return process_batch(
+        events,
+        read=table.get,
+        policy=POLICY,
+        now=lambda: datetime.now(UTC),
+        skew_tolerance=timedelta(minutes=5),
+    )
+
+
+def test_same_child_twice_in_a_batch_sees_its_own_newer_state() -> None:
+    table: dict[bytes, bytes] = {}
+    absence = ev.absence("B1", flags=frozenset({RiskFlag.CSE}))
+    result = run([record(ev.profile("B1")), record(absence)], table)
+    code = result.alerts[0][1].episode_code
+    second = run(
+        [record(ev.ack("B1", code)), record(ev.returned("B1", code))],
+        {k: w.entry() for k, w in result.writes.items()},
+    )
+    assert [a.step_id for _, a in second.alerts] == ["returned"]
+    actions = [r.action for _, r in second.records]
+    assert actions == ["acknowledged", "closed", "step_fired"]  # the return notice
+
+
+def test_one_write_per_child_with_due_header() -> None:
+    events = [record(ev.profile(c)) for c in ("A", "B")] + [
+        record(ev.absence(c, flags=frozenset({RiskFlag.CSE}))) for c in ("A", "B")
+    ]
+    result = run(events, {})
+    assert set(result.writes) == {b"A", b"B"} and result.applied == 4
+    entry = result.writes[b"A"].entry()
+    due, code = decode_header(entry)
+    state = decode_state(entry)
+    assert state.open_episode is not None and code == state.open_episode.code
+    assert due is not None and due > state.open_episode.last_seen_at  # next step: T+30m
+
+
+def test_bad_records_are_rejected_and_the_rest_applied() -> None:
+    good = ev.absence("G1")
+    bad = SimpleNamespace(key=b"G1", value=b"{", message=SimpleNamespace(partition=0))
+    mismatched = record(ev.absence("G2"), key=b"OTHER")
+    result = run([bad, record(good), mismatched], {})
+    assert [r.reason for r in result.rejected] == ["invalid_event", "key_mismatch"]
+    assert result.applied == 1 and b"G1" in result.writes
