@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_URL, uuid5
 
-from alerts.rota import resolve_roles
+from alerts.rota import Recipient, resolve_roles
 from alerts.templates import alert_context, render
 from config.policy import Policy
 from schemas.alerts import Alert, Channel, Notification
@@ -26,6 +26,13 @@ def fan_out(alert: Alert, policy: Policy, *, base_url: str) -> list[Notification
         police_force=alert.police_force,
         at=alert.occurred_at,
     )
+    # Explicitly named people (a fallback to one person, say) come on top of the roles.
+    named = {r.person_id for r in recipients}
+    recipients += [
+        Recipient(pid, policy.rota.people[pid], "named")
+        for pid in alert.recipients
+        if pid in policy.rota.people and pid not in named
+    ]
     context = alert_context(alert, base_url=base_url, timezone=policy.rota.timezone)
     out: list[Notification] = []
     for rec in recipients:

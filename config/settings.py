@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # batches amortise the wait for Kafka acknowledgements; the wait bounds added latency.
     engine_batch_max: int = Field(default=500, ge=1, le=100_000)
     engine_batch_within_s: float = Field(default=0.005, gt=0, le=5)
+    # Dispatch: parallel sends per worker, and the retry schedule for retryable failures.
+    dispatch_concurrency: int = Field(default=64, ge=1, le=10_000)
+    dispatch_batch_max: int = Field(default=200, ge=1, le=100_000)
+    dispatch_batch_within_s: float = Field(default=0.005, gt=0, le=5)
+    dispatch_retry_initial_s: float = Field(default=1.0, gt=0)
+    dispatch_retry_cap_s: float = Field(default=60.0, gt=0)
+    dispatch_retry_deadline_s: float = Field(default=600.0, gt=0)
+    sms_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     # Policy files (escalation.yaml, risk.yaml, rota.yaml, templates/).
     policy_dir: Path = POLICY_DIR

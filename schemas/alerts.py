@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.common import Category, Envelope, EpisodeCode, Tier
 
@@ -86,3 +86,15 @@ class DeliveryReceipt(Envelope):
     provider_message_id: str | None = None
     status: DeliveryStatus
     error_code: str | None = None
+
+
+class RetryDue(Envelope):
+    """Emitted by dispatch's retry timer: time to try a notification again. Idempotent."""
+
+    type: Literal["retry_due"] = "retry_due"
+    notification_id: str
+    due_at: AwareDatetime
+
+
+DispatchInput = Annotated[Alert | RetryDue | DeliveryReceipt, Field(discriminator="type")]
+DISPATCH_INPUT_ADAPTER: TypeAdapter[DispatchInput] = TypeAdapter(DispatchInput)

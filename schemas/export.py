@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.alerts import Alert, DeliveryReceipt, Notification
+from schemas.alerts import Alert, DeliveryReceipt, Notification, RetryDue
 from schemas.events import (
     AbsenceReported,
     Acknowledgement,
@@ -36,6 +36,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "alert": Alert,
     "notification": Notification,
     "delivery-receipt": DeliveryReceipt,
+    "retry-due": RetryDue,
     "episode-record": EpisodeRecord,
     "dead-letter": DeadLetter,
 }

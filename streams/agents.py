@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from alerts.fanout import fan_out
-from schemas.alerts import Alert
+from schemas.events import TimerDue
 from schemas.records import DeadLetter
 from streams.app import Resources, Wiring
+from streams.due_index import DueEntry
 from streams.engine_batch import process_batch
 from streams.faust_context import event_context
 from streams.sending import send_durably
+from streams.table_codec import decode_header
 from streams.timers import TimerState, wire_timer
 from telemetry.logging import get_logger
 
@@ -23,8 +25,33 @@ def _payload_text(value: bytes | None, limit: int = 64_000) -> str:
 
 def wire_agents(w: Wiring, r: Resources) -> None:
     settings, policy, clock = r.settings, r.policy, r.clock
-    timer = TimerState()
-    wire_timer(w, r, timer)
+    timer = TimerState("escalation")
+
+    def episode_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
+        due_at, code = decode_header(value)
+        return key, due_at, code
+
+    async def emit_due(entry: DueEntry, now: datetime) -> None:
+        await w.due.send(
+            key=entry.key,
+            value=TimerDue(
+                occurred_at=now,
+                child_ref=entry.key.decode(),
+                episode_code=entry.tag,
+                due_at=entry.due_at,
+            ),
+        )
+
+    wire_timer(
+        w.app,
+        w.episodes,
+        settings,
+        clock,
+        timer,
+        source_topic=settings.topic("events"),
+        header=episode_header,
+        emit=emit_due,
+    )
 
     def dead_letter(event: Any, reason: str, errors: list[dict[str, str]]) -> DeadLetter:
         msg = event.message
@@ -80,22 +107,4 @@ def wire_agents(w: Wiring, r: Resources) -> None:
                     child_ref=alert.child_ref,
                     step_id=alert.step_id,
                     tier=alert.tier.value,
-                )
-
-    @w.app.agent(w.alerts, name="dispatch")
-    async def dispatch(stream: Any) -> None:
-        async for value in stream:
-            alert = Alert.model_validate(value)
-            for notification in fan_out(alert, policy, base_url=settings.public_base_url):
-                notifier = r.notifiers[notification.channel]
-                result = await notifier.send(notification)
-                log.info(
-                    "notification sent",
-                    episode_code=alert.episode_code,
-                    child_ref=alert.child_ref,
-                    step_id=alert.step_id,
-                    channel=notification.channel.value,
-                    recipient_id=notification.recipient_id,
-                    notifier=notifier.name,
-                    outcome=result.outcome.value,
                 )

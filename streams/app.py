@@ -39,6 +39,10 @@ class Wiring:
     dead_letters: Any
     due: Any
     episodes: Any
+    dispatch_inputs: Any
+    receipts: Any
+    retries: Any
+    deliveries: Any
 
 
 def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
@@ -99,8 +103,32 @@ def create_app(resources: Resources) -> Wiring:
             key_type=bytes,
             value_type=bytes,
         ),
+        # Alerts, receipts and retry events: one channel, so one agent owns the delivery log.
+        dispatch_inputs=app.topic(
+            specs["alerts"].name,
+            specs["receipts"].name,
+            specs["dispatch_retries"].name,
+            key_serializer="raw",
+            value_serializer="raw",
+        ),
+        receipts=_topic(app, specs["receipts"], CODEC_NAME),
+        retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
+        # The notification log, keyed by notification id, partitioned like the child's alerts.
+        deliveries=app.Table(
+            "deliveries",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
     )
-    from streams.agents import wire_agents  # late import: agents need the wiring
+    from streams.agents import wire_agents  # late imports: agents need the wiring
+    from streams.dispatch_agent import wire_dispatch
+    from streams.web.deliveries import wire_deliveries
+    from streams.web.twilio_status import wire_twilio_status
 
     wire_agents(wiring, resources)
+    wire_dispatch(wiring, resources)
+    wire_twilio_status(wiring, resources)
+    wire_deliveries(wiring, resources)
     return wiring

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 class DueEntry:
     key: bytes
     due_at: datetime
-    episode_code: str
+    tag: str  # what the emitter needs besides the key (an episode code, a child reference)
 
 
 class DueIndex:
@@ -30,16 +30,16 @@ class DueIndex:
     def __len__(self) -> int:
         return len(self._current)
 
-    def set(self, key: bytes, due_at: datetime | None, episode_code: str | None) -> None:
+    def set(self, key: bytes, due_at: datetime | None, tag: str | None) -> None:
         """Record the child's next due time (None: nothing scheduled)."""
-        if due_at is None or episode_code is None:
+        if due_at is None or tag is None:
             self._current.pop(key, None)
             return
         ts = due_at.timestamp()
         current = self._current.get(key)
-        if current is not None and current[0] == ts and current[2] == episode_code:
+        if current is not None and current[0] == ts and current[2] == tag:
             return
-        self._current[key] = (ts, due_at, episode_code)
+        self._current[key] = (ts, due_at, tag)
         heapq.heappush(self._heap, (ts, key))
 
     def pop_due(self, now: datetime, limit: int = 10_000) -> list[DueEntry]:

@@ -1,22 +1,23 @@
-"""The escalation timer: emits TimerDue events for children whose next step is due.
+"""Durable timers over a table: the escalation timer and dispatch's retry timer.
 
-Runs on every worker (not ``on_leader``) and only over that worker's active partitions, because
-the index is fed by the engine agent of the same process. It never changes state itself: a
-TimerDue goes onto the due topic (co-partitioned with events) and the engine applies it inside
-stream processing, where applying it twice is harmless. After each rebalance the index is rebuilt
-from the table, so a crash loses nothing but a little time.
+Each runs on every worker (not ``on_leader``) over that worker's active partitions only, because
+its index is fed by the agent of the same process. A timer never changes state itself: it sends
+a "due" event onto a topic co-partitioned with the table, and the agent applies it inside stream
+processing, where applying it twice is harmless. After every rebalance the index is rebuilt from
+the table's header lines, so a crash loses nothing but a little time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from schemas.events import TimerDue
-from streams.app import Resources, Wiring
-from streams.due_index import DueIndex
-from streams.table_codec import decode_header
+from config.settings import Settings
+from streams.clock import Clock
+from streams.due_index import DueEntry, DueIndex
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.timer")
@@ -28,53 +29,67 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 class TimerState:
-    """Whether the index reflects the table: false between a rebalance and the next rebuild."""
+    """The index, and whether it reflects the table (false from a rebalance to the rebuild)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.index = DueIndex()
         self.valid = False
 
 
-def rebuild(state: TimerState, w: Wiring, r: Resources) -> int:
-    n = r.settings.topic_partitions
-    events_topic = r.settings.topic("events")
-    actives = {tp.partition for tp in w.app.assignor.assigned_actives() if tp.topic == events_topic}
+def rebuild(
+    state: TimerState,
+    items: Any,
+    *,
+    active_partitions: set[int],
+    partitions: int,
+    header: Callable[[bytes, bytes], tuple[bytes, datetime | None, str | None]],
+) -> int:
+    """``header(key, value)`` -> (child key for partitioning, due time, tag)."""
     state.index.clear()
-    for key, value in w.episodes.items():
-        if partition_for(key, n) not in actives:
-            continue  # a standby copy: its owner's timer handles it
-        due_at, code = decode_header(value)
-        state.index.set(key, due_at, code)
+    for key, value in items:
+        child_key, due_at, tag = header(key, value)
+        if partition_for(child_key, partitions) in active_partitions:
+            state.index.set(key, due_at, tag)
     state.valid = True
     return len(state.index)
 
 
-def wire_timer(w: Wiring, r: Resources, timer: TimerState) -> None:
-    @w.app.on_partitions_revoked.connect
+def wire_timer(
+    app: Any,
+    table: Any,
+    settings: Settings,
+    clock: Clock,
+    state: TimerState,
+    *,
+    source_topic: str,
+    header: Callable[[bytes, bytes], tuple[bytes, datetime | None, str | None]],
+    emit: Callable[[DueEntry, datetime], Awaitable[None]],
+) -> None:
+    @app.on_partitions_revoked.connect
     async def _revoked(*_args: Any, **_kwargs: Any) -> None:
-        timer.valid = False
+        state.valid = False
 
-    @w.app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect
     async def _rebalanced(*_args: Any, **_kwargs: Any) -> None:
-        timer.valid = False
+        state.valid = False
 
-    @w.app.timer(interval=r.settings.timer_interval_s)
+    @app.timer(interval=settings.timer_interval_s, name=f"timer-{state.name}")
     async def scan_due() -> None:
-        if not w.app.rebalancing and not timer.valid:
-            if not w.app.tables.recovery.completed.is_set():
+        if not state.valid:
+            if app.rebalancing or not app.tables.recovery.completed.is_set():
                 return
-            count = rebuild(timer, w, r)
-            log.info("timer index rebuilt", scheduled=count)
-        if not timer.valid:
-            return
-        now = r.clock.now()
-        for entry in timer.index.pop_due(now, limit=r.settings.timer_batch):
-            await w.due.send(
-                key=entry.key,
-                value=TimerDue(
-                    occurred_at=now,
-                    child_ref=entry.key.decode(),
-                    episode_code=entry.episode_code,
-                    due_at=entry.due_at,
-                ),
+            actives = {
+                tp.partition for tp in app.assignor.assigned_actives() if tp.topic == source_topic
+            }
+            count = rebuild(
+                state,
+                table.items(),
+                active_partitions=actives,
+                partitions=settings.topic_partitions,
+                header=header,
             )
+            log.info("timer index rebuilt", timer=state.name, scheduled=count)
+        now = clock.now()
+        for entry in state.index.pop_due(now, limit=settings.timer_batch):
+            await emit(entry, now)

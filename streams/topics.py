@@ -34,8 +34,12 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         "alerts": TopicSpec(settings.topic("alerts"), n, {"retention.ms": week}),
         # Audit trail and source of the SSDA903 export: kept long.
         "episode_events": TopicSpec(settings.topic("episode-events"), n, {"retention.ms": year}),
-        # Delivery receipts from Twilio status callbacks.
+        # Delivery receipts from Twilio status callbacks, keyed by child like the alerts.
         "receipts": TopicSpec(settings.topic("receipts"), n, {"retention.ms": week}),
+        # Dispatch's own "retry now" events, co-partitioned with alerts and receipts.
+        "dispatch_retries": TopicSpec(
+            settings.topic("dispatch-retries"), n, {"retention.ms": week}
+        ),
         # Whatever could not be processed, with the reason.
         "dead_letters": TopicSpec(settings.topic("dead-letters"), 1, {"retention.ms": year}),
     }

@@ -43,6 +43,7 @@ def build_notifiers(settings: Settings) -> dict[Channel, Notifier]:
             from_number=from_number,
             base_url=settings.twilio_base_url,
             status_callback_url=twilio_status_callback_url(settings),
+            timeout_s=settings.sms_timeout_s,
         )
     if settings.smtp_host:
         notifiers[Channel.EMAIL] = SmtpEmailNotifier(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -93,6 +94,18 @@ class TwilioSmsNotifier:
             self._client = client
         return self._client
 
+    def callback_url_for(self, notification: Notification) -> str | None:
+        """The status callback names the notification and child, so the webhook can route the
+        receipt to the partition that owns the delivery record without a lookup."""
+        if not self.status_callback_url:
+            return None
+        # ":" is left unescaped: HTTP clients may normalise "%3A" to ":", and Twilio signs
+        # the URL byte for byte, so the form we hand out must be the canonical one.
+        query = urlencode(
+            {"n": notification.notification_id, "c": notification.child_ref}, safe=":"
+        )
+        return f"{self.status_callback_url}?{query}"
+
     async def send(self, notification: Notification) -> SendResult:
         if notification.channel is not Channel.SMS:
             return SendResult(
@@ -107,7 +120,7 @@ class TwilioSmsNotifier:
                     to=notification.address,
                     from_=self.from_number,
                     body=notification.body,
-                    status_callback=self.status_callback_url,
+                    status_callback=self.callback_url_for(notification),
                     validity_period=self.validity_period_s,
                 )
         except (TwilioRestException, TwilioServiceException) as exc:

@@ -85,7 +85,8 @@ async def test_success_posts_the_message_and_returns_the_sid(
     assert request.authorized  # basic auth sid:token reached the fake and matched
     assert request.account_sid == fake.account_sid
     assert (request.to, request.from_, request.body) == (TO, FROM, BODY)
-    assert request.status_callback == CALLBACK
+    # The callback names the notification and the child, so the receipt can be routed.
+    assert request.status_callback == f"{CALLBACK}?n=K7Q2MD:t0:dsw-1:sms&c=C123"
     assert request.validity_period == "3600"
     assert request.message_sid is not None and re.fullmatch(r"SM[0-9a-f]{32}", request.message_sid)
     assert result.provider_message_id == request.message_sid
@@ -232,7 +233,10 @@ class CallbackReceiver:
     async def handle(self, request: web.Request) -> web.Response:
         params = {k: str(v) for k, v in (await request.post()).items()}
         signature = request.headers.get("X-Twilio-Signature", "")
-        valid = RequestValidator(self.auth_token).validate(self.url, params, signature)
+        # Twilio signs the full URL it was given, query string included.
+        raw_query = request.rel_url.raw_query_string
+        url = self.url + (f"?{raw_query}" if raw_query else "")
+        valid = RequestValidator(self.auth_token).validate(url, params, signature)
         self.received.append((params, valid))
         return web.Response(status=204 if valid else 403)
 

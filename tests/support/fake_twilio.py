@@ -120,6 +120,7 @@ class FakeTwilio:
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self._state = _State()
+        self._per_number: dict[str, Reply] = {}
         self._cond = threading.Condition()
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +140,11 @@ class FakeTwilio:
         """Answer the next ``times`` requests this way, then fall back to the default."""
         with self._cond:
             self._state.script.extend([reply] * times)
+
+    def answer_number(self, to: str, reply: Reply) -> None:
+        """Always answer requests to this number this way (e.g. 21211 for a bad number)."""
+        with self._cond:
+            self._per_number[to] = reply
 
     def release(self) -> None:
         """Let every hung request answer; later ``hang`` replies hang again."""
@@ -283,7 +289,9 @@ class FakeTwilio:
         index = self._record(RecordedRequest(sid, authorized, form, time.time(), time.monotonic()))
         if not authorized:
             return _error_response(401, 20003, "Authenticate")
-        reply = self._next_reply()
+        with self._cond:
+            fixed = self._per_number.get(form.get("To", ""))
+        reply = fixed or self._next_reply()
         if reply.kind == "hang":
             await self._hang()
             reply = reply.then or Reply.ok()

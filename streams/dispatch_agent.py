@@ -1,0 +1,207 @@
+"""Dispatch: alerts in, one message per recipient and channel out, each at most once.
+
+For every notification the log (the ``deliveries`` table, keyed by notification id) is checked
+before sending and written as soon as the provider has answered, so a replayed alert finds the
+record and sends nothing. The only window for a duplicate is a crash between the provider
+accepting a message and that write (milliseconds; see docs/dispatch.md). Retryable failures are
+not retried inline: the record is parked as "retrying" and the retry timer sends a RetryDue event
+when its backoff expires, so one slow provider does not hold up other alerts. Permanent failures
+and expired deadlines send the other channel to the same person and a "delivery failed" alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from alerts.delivery_log import (
+    Delivery,
+    after_attempt,
+    apply_receipt,
+    decode,
+    decode_header,
+    encode,
+    fallback_alerts,
+    needs_fallback,
+)
+from alerts.fanout import fan_out
+from alerts.notifiers.base import Outcome, SendResult
+from alerts.retry import RetryPolicy
+from schemas.alerts import (
+    DISPATCH_INPUT_ADAPTER,
+    Alert,
+    DeliveryReceipt,
+    Notification,
+    RetryDue,
+)
+from schemas.records import DeadLetter
+from streams.app import Resources, Wiring
+from streams.decode import field_errors
+from streams.due_index import DueEntry
+from streams.faust_context import event_context
+from streams.sending import send_durably
+from streams.timers import TimerState, wire_timer
+from telemetry.logging import get_logger
+
+log = get_logger("missing_alerts.dispatch")
+
+
+def wire_dispatch(w: Wiring, r: Resources) -> None:
+    settings, policy, clock = r.settings, r.policy, r.clock
+    retry_policy = RetryPolicy(
+        initial=timedelta(seconds=settings.dispatch_retry_initial_s),
+        cap=timedelta(seconds=settings.dispatch_retry_cap_s),
+        deadline=timedelta(seconds=settings.dispatch_retry_deadline_s),
+    )
+    rng = random.Random()
+    limit = asyncio.Semaphore(settings.dispatch_concurrency)
+    timer = TimerState("dispatch-retry")
+
+    def delivery_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
+        retry_at, child = decode_header(value)
+        return child.encode(), retry_at, child
+
+    async def emit_retry(entry: DueEntry, now: datetime) -> None:
+        await w.retries.send(
+            key=entry.tag.encode(),
+            value=RetryDue(
+                occurred_at=now,
+                child_ref=entry.tag,
+                notification_id=entry.key.decode(),
+                due_at=entry.due_at,
+            ),
+        )
+
+    wire_timer(
+        w.app,
+        w.deliveries,
+        settings,
+        clock,
+        timer,
+        source_topic=settings.topic("alerts"),
+        header=delivery_header,
+        emit=emit_retry,
+    )
+
+    def store(event: Any, delivery: Delivery) -> None:
+        nid = delivery.notification.notification_id.encode()
+        with event_context(event):
+            w.deliveries[nid] = encode(delivery)
+        retry_at = delivery.next_attempt_at if delivery.status == "retrying" else None
+        timer.index.set(nid, retry_at, delivery.notification.child_ref)
+
+    async def with_fallback(delivery: Delivery) -> Delivery:
+        """Follow-ups are made durable before the record says they were made."""
+        if not needs_fallback(delivery):
+            return delivery
+        now = clock.now()
+        followups = fallback_alerts(delivery, now)
+        await send_durably([(w.alerts, a.child_ref.encode(), a) for a in followups])
+        log.warning(
+            "delivery failed, fallback sent",
+            episode_code=delivery.notification.episode_code,
+            child_ref=delivery.notification.child_ref,
+            channel=delivery.notification.channel.value,
+            recipient_id=delivery.notification.recipient_id,
+            error=delivery.last_error,
+        )
+        return delivery.model_copy(update={"fallback_done": True})
+
+    async def attempt(
+        event: Any, notification: Notification, alert: Alert, previous: Delivery | None
+    ) -> None:
+        notifier = r.notifiers[notification.channel]
+        async with limit:
+            try:
+                result = await notifier.send(notification)
+            except Exception as exc:  # a notifier bug is a failed attempt, not a dead stream
+                result = SendResult(Outcome.RETRYABLE, error=type(exc).__name__)
+        delivery = after_attempt(
+            notification, alert, previous, result, now=clock.now(), policy=retry_policy, rng=rng
+        )
+        store(event, await with_fallback(delivery))
+        log.info(
+            "notification attempted",
+            episode_code=notification.episode_code,
+            child_ref=notification.child_ref,
+            step_id=alert.step_id,
+            channel=notification.channel.value,
+            recipient_id=notification.recipient_id,
+            notifier=notifier.name,
+            outcome=result.outcome.value,
+            status=delivery.status,
+            attempt=delivery.attempts,
+            error=result.error,
+        )
+
+    def existing(nid: str) -> Delivery | None:
+        raw = w.deliveries.get(nid.encode())
+        return decode(raw) if raw else None
+
+    async def on_receipt(event: Any, receipt: DeliveryReceipt) -> None:
+        current = existing(receipt.notification_id)
+        if current is None:
+            log.warning("receipt for unknown notification", child_ref=receipt.child_ref)
+            return
+        updated = apply_receipt(current, receipt.status.value, receipt.error_code, clock.now())
+        if updated is not None:
+            store(event, await with_fallback(updated))
+
+    def dead_letter(event: Any, exc: ValidationError) -> tuple[Any, bytes | None, DeadLetter]:
+        msg = event.message
+        log.warning("dispatch input dead-lettered", topic=msg.topic, offset=msg.offset)
+        return (
+            w.dead_letters,
+            event.key,
+            DeadLetter(
+                occurred_at=clock.now(),
+                child_ref=(event.key or b"unknown").decode("utf-8", "replace"),
+                source_topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                reason="invalid_dispatch_input",
+                errors=field_errors(exc),
+                payload=(event.value or b"")[:64_000].decode("utf-8", "replace"),
+            ),
+        )
+
+    @w.app.agent(w.dispatch_inputs, name="dispatch")
+    async def dispatch(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.dispatch_batch_max, settings.dispatch_batch_within_s
+        ):
+            attempts: list[Any] = []
+            claimed: set[str] = set()
+            rejects: list[tuple[Any, bytes | None, DeadLetter]] = []
+            for event in events:
+                try:
+                    item = DISPATCH_INPUT_ADAPTER.validate_json(event.value or b"")
+                except ValidationError as exc:
+                    rejects.append(dead_letter(event, exc))
+                    continue
+                if isinstance(item, Alert):
+                    for n in fan_out(item, policy, base_url=settings.public_base_url):
+                        if n.notification_id in claimed or existing(n.notification_id):
+                            continue  # already sent (or being sent) for this step: never twice
+                        claimed.add(n.notification_id)
+                        attempts.append(attempt(event, n, item, None))
+                elif isinstance(item, RetryDue):
+                    current = existing(item.notification_id)
+                    if (
+                        current is not None
+                        and current.status == "retrying"
+                        and item.notification_id not in claimed
+                    ):
+                        claimed.add(item.notification_id)
+                        attempts.append(
+                            attempt(event, current.notification, current.alert, current)
+                        )
+                else:
+                    await on_receipt(event, item)
+            if rejects:
+                await send_durably(rejects)
+            await asyncio.gather(*attempts)
