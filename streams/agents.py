@@ -96,6 +96,9 @@ def wire_agents(w: Wiring, r: Resources) -> None:
                     for rej in result.rejected
                 ]
             )
+            for opened_by, code, child in result.opened:
+                with event_context(opened_by):
+                    w.episode_codes[code.encode()] = child
             for key, write in result.writes.items():
                 with event_context(write.event):
                     w.episodes[key] = write.entry()

@@ -43,6 +43,7 @@ class Wiring:
     receipts: Any
     retries: Any
     deliveries: Any
+    episode_codes: Any
 
 
 def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
@@ -113,6 +114,15 @@ def create_app(resources: Resources) -> Wiring:
         ),
         receipts=_topic(app, specs["receipts"], CODEC_NAME),
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
+        # Episode code -> child reference on every worker: SMS replies, links and the API name
+        # episodes by code, while everything else is keyed (and partitioned) by child.
+        episode_codes=app.GlobalTable(
+            "episode-codes",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
         deliveries=app.Table(
             "deliveries",

@@ -47,6 +47,7 @@ class BatchResult:
     writes: dict[bytes, Write] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
+    opened: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (event, code, child)
 
 
 def process_batch(
@@ -81,6 +82,9 @@ def process_batch(
         result.applied += 1
         result.alerts += [(key, a) for a in effects.alerts]
         result.records += [(key, r) for r in effects.records]
+        result.opened += [
+            (event, r.episode_code, key) for r in effects.records if r.action == "opened"
+        ]
         due_at, due_code = (due.at, due.episode_code) if due else (None, None)
         result.writes[key] = Write(event, new_state, due_at, due_code)
     return result
