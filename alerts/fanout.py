@@ -6,8 +6,10 @@ checks before sending, so a replayed alert can never produce a second SMS.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import NAMESPACE_URL, uuid5
 
+from alerts.ack_links import sign_link
 from alerts.rota import Recipient, resolve_roles
 from alerts.templates import alert_context, render
 from config.policy import Policy
@@ -18,7 +20,14 @@ def notification_id(alert: Alert, person_id: str, channel: Channel) -> str:
     return f"{alert.episode_code}:{alert.step_id}:{person_id}:{channel.value}"
 
 
-def fan_out(alert: Alert, policy: Policy, *, base_url: str) -> list[Notification]:
+def fan_out(
+    alert: Alert,
+    policy: Policy,
+    *,
+    base_url: str,
+    link_secret: bytes,
+    link_ttl: timedelta = timedelta(hours=48),
+) -> list[Notification]:
     recipients = resolve_roles(
         policy.rota,
         alert.roles,
@@ -40,6 +49,12 @@ def fan_out(alert: Alert, policy: Policy, *, base_url: str) -> list[Notification
             address = rec.person.phone if channel is Channel.SMS else rec.person.email
             if not address:
                 continue
+            # One-click acknowledgement link, signed for this person and this episode; its
+            # expiry derives from the alert so a replay renders byte-identical messages.
+            token = sign_link(
+                link_secret, alert.episode_code, rec.person_id, alert.occurred_at + link_ttl
+            )
+            context["link"] = f"{base_url.rstrip('/')}/a/{token}"
             subject, body = render(policy.templates, alert, channel, context)
             nid = notification_id(alert, rec.person_id, channel)
             out.append(

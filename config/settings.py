@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     # Clock skew: events stamped further in the future than this are rejected as invalid.
     clock_skew_tolerance_s: float = Field(default=300.0, ge=0)
 
+    # HTTP API. Keys file: see config/api_keys.dev.yaml (development only) and docs/api.md.
+    api_keys_file: Path | None = None
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    api_produce_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # Signed one-click acknowledgement links in messages.
+    link_secret: SecretStr | None = None
+    link_ttl_s: float = Field(default=48 * 3600, gt=0)
+
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -103,7 +111,20 @@ class Settings(BaseSettings):
             )
         if self.smtp_username and not self.smtp_password:
             raise ValueError("SMTP_PASSWORD is required when SMTP_USERNAME is set")
+        if self.environment == "production" and not (self.link_secret and self.api_keys_file):
+            raise ValueError("LINK_SECRET and API_KEYS_FILE are required in production")
         return self
+
+    @property
+    def link_key(self) -> bytes:
+        """Production has its own secret (enforced above); elsewhere a fixed development one."""
+        if self.link_secret is not None:
+            return self.link_secret.get_secret_value().encode()
+        return b"missing-alerts-development-link-secret"
+
+    @property
+    def resolved_api_keys_file(self) -> Path:
+        return self.api_keys_file or self.policy_dir / "api_keys.dev.yaml"
 
     @property
     def clock_skew_tolerance(self) -> timedelta:

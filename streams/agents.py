@@ -99,6 +99,9 @@ def wire_agents(w: Wiring, r: Resources) -> None:
             for opened_by, code, child in result.opened:
                 with event_context(opened_by):
                     w.episode_codes[code.encode()] = child
+            for profiled_by, child, authority in result.profiles:
+                with event_context(profiled_by):
+                    w.directory[child] = authority.encode()
             for key, write in result.writes.items():
                 with event_context(write.event):
                     w.episodes[key] = write.entry()

@@ -34,6 +34,8 @@ class Resources:
 class Wiring:
     app: Any
     inputs: Any
+    events: Any
+    profiles: Any
     alerts: Any
     episode_events: Any
     dead_letters: Any
@@ -44,6 +46,8 @@ class Wiring:
     retries: Any
     deliveries: Any
     episode_codes: Any
+    directory: Any
+    notified: Any
 
 
 def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
@@ -91,6 +95,8 @@ def create_app(resources: Resources) -> Wiring:
     wiring = Wiring(
         app=app,
         inputs=inputs,
+        events=_topic(app, specs["events"], CODEC_NAME),
+        profiles=_topic(app, specs["profiles"], CODEC_NAME),
         alerts=_topic(app, specs["alerts"], CODEC_NAME),
         episode_events=_topic(app, specs["episode_events"], CODEC_NAME),
         dead_letters=_topic(app, specs["dead_letters"], CODEC_NAME),
@@ -123,6 +129,22 @@ def create_app(resources: Resources) -> Wiring:
             key_type=bytes,
             value_type=bytes,
         ),
+        # Child -> local authority on every worker, for the API's per-authority access checks.
+        directory=app.GlobalTable(
+            "child-directory",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
+        # Episode code -> people sent a message for it (JSON list), for SMS-reply checks.
+        notified=app.GlobalTable(
+            "episode-notified",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
         deliveries=app.Table(
             "deliveries",
@@ -134,11 +156,14 @@ def create_app(resources: Resources) -> Wiring:
     )
     from streams.agents import wire_agents  # late imports: agents need the wiring
     from streams.dispatch_agent import wire_dispatch
+    from streams.web.api import wire_api
     from streams.web.deliveries import wire_deliveries
+    from streams.web.responders import wire_responders
     from streams.web.twilio_status import wire_twilio_status
 
     wire_agents(wiring, resources)
     wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
     wire_deliveries(wiring, resources)
+    wire_responders(wiring, resources, wire_api(wiring, resources))
     return wiring

@@ -12,6 +12,7 @@ and expired deadlines send the other channel to the same person and a "delivery 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,11 +89,21 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
     )
 
     def store(event: Any, delivery: Delivery) -> None:
-        nid = delivery.notification.notification_id.encode()
+        n = delivery.notification
+        nid = n.notification_id.encode()
         with event_context(event):
             w.deliveries[nid] = encode(delivery)
+            if delivery.status in ("queued", "sent") and delivery.attempts >= 1:
+                remember_notified(n.episode_code, n.recipient_id)
         retry_at = delivery.next_attempt_at if delivery.status == "retrying" else None
         timer.index.set(nid, retry_at, delivery.notification.child_ref)
+
+    def remember_notified(code: str, person: str) -> None:
+        """Who may acknowledge by SMS reply: people actually sent something for the episode."""
+        raw = w.notified.get(code.encode())
+        people: list[str] = json.loads(raw) if raw else []
+        if person not in people:
+            w.notified[code.encode()] = json.dumps([*people, person]).encode()
 
     async def with_fallback(delivery: Delivery) -> Delivery:
         """Follow-ups are made durable before the record says they were made."""
@@ -184,7 +195,13 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
                     rejects.append(dead_letter(event, exc))
                     continue
                 if isinstance(item, Alert):
-                    for n in fan_out(item, policy, base_url=settings.public_base_url):
+                    for n in fan_out(
+                        item,
+                        policy,
+                        base_url=settings.public_base_url,
+                        link_secret=settings.link_key,
+                        link_ttl=timedelta(seconds=settings.link_ttl_s),
+                    ):
                         if n.notification_id in claimed or existing(n.notification_id):
                             continue  # already sent (or being sent) for this step: never twice
                         claimed.add(n.notification_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from config.policy import Policy
 from schemas.alerts import Alert
+from schemas.events import ChildProfile
 from schemas.records import EpisodeRecord
 from streams.decode import Rejection, decode_input
 from streams.episodes import machine
@@ -48,6 +49,7 @@ class BatchResult:
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
     opened: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (event, code, child)
+    profiles: list[tuple[Any, bytes, str]] = field(default_factory=list)  # (event, child, LA)
 
 
 def process_batch(
@@ -79,6 +81,8 @@ def process_batch(
             result.rejected.append(Rejected(event, "engine_error", [error]))
             continue
         states[key] = new_state
+        if isinstance(decoded, ChildProfile) and new_state.profile == decoded:
+            result.profiles.append((event, key, decoded.local_authority))
         result.applied += 1
         result.alerts += [(key, a) for a in effects.alerts]
         result.records += [(key, r) for r in effects.records]

@@ -17,6 +17,7 @@ import pytest
 
 from alerts.fanout import fan_out
 from config import load_policy
+from config.settings import Settings
 from schemas.alerts import Alert, Channel
 from schemas.common import RiskFlag
 from tests.integration.test_escalation import produce, wait_alerts
@@ -94,9 +95,13 @@ def sms_only_t0(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def expected(alert: dict[str, Any], env: dict[str, str]) -> list[Any]:
+    """What dispatch must send for ``alert``: the pure fan-out with the worker's settings."""
     policy = load_policy(Path(env.get("MISSING_ALERTS_POLICY_DIR", "config")))
     return fan_out(
-        Alert.model_validate(alert), policy, base_url=env["MISSING_ALERTS_PUBLIC_BASE_URL"]
+        Alert.model_validate(alert),
+        policy,
+        base_url=env["MISSING_ALERTS_PUBLIC_BASE_URL"],
+        link_secret=Settings().link_key,
     )
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from alerts.ack_links import verify_link
 from alerts.fanout import fan_out
 from config import load_policy
 from config.settings import POLICY_DIR
@@ -9,6 +10,7 @@ from schemas.alerts import Alert, AlertKind, Channel
 from schemas.common import Category, Tier
 
 POLICY = load_policy(POLICY_DIR)
+SECRET = b"test-link-secret"
 NOW = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)  # Wednesday, office hours
 
 
@@ -37,7 +39,7 @@ def alert(**overrides: object) -> Alert:
 
 
 def test_one_notification_per_recipient_and_channel() -> None:
-    notes = fan_out(alert(), POLICY, base_url="https://ma.example.org")
+    notes = fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET)
     assert sorted(n.notification_id for n in notes) == [
         "K7Q2MD:high-t0:dsw-day:email",
         "K7Q2MD:high-t0:dsw-day:sms",
@@ -45,13 +47,13 @@ def test_one_notification_per_recipient_and_channel() -> None:
         "K7Q2MD:high-t0:pl-1:sms",
     ]
     # Deterministic: replaying an alert yields identical notifications (the dedupe key holds).
-    assert fan_out(alert(), POLICY, base_url="https://ma.example.org") == notes
+    assert fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET) == notes
 
 
 def test_sms_is_minimal_and_fits_two_segments() -> None:
     sms = [
         n
-        for n in fan_out(alert(), POLICY, base_url="https://ma.example.org")
+        for n in fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET)
         if n.channel is Channel.SMS
     ]
     body = sms[0].body
@@ -62,21 +64,29 @@ def test_sms_is_minimal_and_fits_two_segments() -> None:
         "HIGH",
         "ACK K7Q2MD",
         "10:40",
-        "https://ma.example.org/e/K7Q2MD",
+        "https://ma.example.org/a/",
     ):
         assert needed in body
     assert len(body) <= 306, len(body)
     assert "2011" not in body  # no date of birth in SMS
+    token = body.rsplit("/a/", 1)[1]
+    claim = verify_link(SECRET, token, NOW)
+    assert claim is not None and claim.episode_code == "K7Q2MD"
+    assert claim.recipient_id == sms[0].recipient_id
 
 
 def test_email_has_subject_and_body() -> None:
     email = next(
-        n for n in fan_out(alert(), POLICY, base_url="https://x") if n.channel is Channel.EMAIL
+        n
+        for n in fan_out(alert(), POLICY, base_url="https://x", link_secret=SECRET)
+        if n.channel is Channel.EMAIL
     )
     assert email.subject == "[HIGH] MISSING: C123 (JD) - episode K7Q2MD"
     assert "Risk tier: high" in email.body
 
 
 def test_missing_profile_is_said() -> None:
-    notes = fan_out(alert(profile_missing=True, initials=None), POLICY, base_url="https://x")
+    notes = fan_out(
+        alert(profile_missing=True, initials=None), POLICY, base_url="https://x", link_secret=SECRET
+    )
     assert all("NO PROFILE" in n.body or "No Philomena profile" in n.body for n in notes)

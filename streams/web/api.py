@@ -1,0 +1,261 @@
+"""The versioned HTTP API (/v1) on the worker's own web server.
+
+Writes are validated by the schemas, checked against the caller's key (scope and local
+authority), and answered 202 only after Kafka acknowledged the event (acks=all); if Kafka does not
+acknowledge in time the answer is 503 with Retry-After, and a retry with the same Idempotency-Key
+can never produce a second event (its event id derives from the key). Reads of episode state are
+served by the worker owning the child's partition, so they work with any number of workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from schemas.events import (
+    AbsenceReported,
+    Acknowledgement,
+    CheckIn,
+    ChildProfile,
+    EpisodeUpdate,
+    ReturnInterviewRecorded,
+    ReturnReported,
+)
+from streams.app import Resources, Wiring
+from streams.decode import field_errors
+from streams.web.auth import ApiKey, KeyRing, RateLimiter, Scope, bearer, load_keys
+from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
+from telemetry.logging import get_logger
+
+log = get_logger("missing_alerts.api")
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
+
+
+def problem(view: Any, exc: ApiError) -> Any:
+    body: dict[str, Any] = {"error": exc.error}
+    if exc.detail is not None:
+        body["detail"] = exc.detail
+    return view.json(body, status=exc.status, headers=exc.headers or None)
+
+
+class Api:
+    """Shared request handling: auth, body parsing, idempotency, durable produce."""
+
+    def __init__(self, w: Wiring, r: Resources) -> None:
+        self.w, self.r, self.settings = w, r, r.settings
+        self.keys: KeyRing = load_keys(r.settings.resolved_api_keys_file)
+        self.limiter = RateLimiter()
+        self.replays = IdempotencyCache()
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def authenticate(self, request: Any, scope: Scope) -> ApiKey:
+        key = self.keys.authenticate(bearer(request.headers.get("Authorization")))
+        if key is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send 'Authorization: Bearer <api key>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if scope not in key.scopes:
+            raise ApiError(403, "forbidden", f"this key lacks the '{scope.value}' scope")
+        allowed, wait = self.limiter.allow(key)
+        if not allowed:
+            raise ApiError(429, "rate_limited", None, {"Retry-After": str(max(1, round(wait)))})
+        return key
+
+    def check_child(
+        self, key: ApiKey, child_ref: str, *, claimed_authority: str | None = None
+    ) -> None:
+        """Known children must belong to one of the key's authorities. An absence for a child
+        nobody has profiled is still accepted: refusing a missing-child report is worse."""
+        raw = self.w.directory.get(child_ref.encode())
+        authority = raw.decode() if raw else claimed_authority
+        if authority is not None and authority not in key.local_authorities:
+            raise ApiError(403, "forbidden", "this child is outside the key's local authorities")
+
+    async def body(self, request: Any) -> tuple[bytes, dict[str, Any]]:
+        ctype = (request.content_type or "").lower()
+        if ctype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json")
+        limit = self.settings.api_max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "payload_too_large", f"at most {limit} bytes")
+        raw = await request.content.read(limit + 1)
+        if len(raw) > limit:
+            raise ApiError(413, "payload_too_large", f"at most {limit} bytes")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(
+                422, "invalid", [{"field": "(body)", "message": "not valid JSON"}]
+            ) from None
+        if not isinstance(data, dict):
+            raise ApiError(
+                422, "invalid", [{"field": "(body)", "message": "expected a JSON object"}]
+            )
+        return raw, data
+
+    # -- the write path -------------------------------------------------------------------
+
+    async def accept(
+        self,
+        request: Any,
+        scope: Scope,
+        model: type[BaseModel],
+        *,
+        topic: Any,
+        overrides: Callable[[dict[str, Any], ApiKey], dict[str, Any]] | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        key = self.authenticate(request, scope)
+        raw, data = await self.body(request)
+        idem = request.headers.get("Idempotency-Key")
+        hashed = body_hash(raw)
+        if idem:
+            if len(idem) > 200:
+                raise ApiError(
+                    422, "invalid", [{"field": "Idempotency-Key", "message": "too long"}]
+                )
+            seen = self.replays.get(key.id, idem)
+            if seen is not None:
+                if seen.body_hash != hashed:
+                    raise ApiError(409, "conflict", "Idempotency-Key reused with a different body")
+                return seen.status, seen.response, {"Idempotent-Replayed": "true"}
+        data.setdefault("occurred_at", datetime.now(UTC).isoformat())
+        if overrides is not None:
+            data.update(overrides(data, key))
+        if idem:
+            data["event_id"] = str(event_id_for(key.id, idem))
+        data.pop("type", None)
+        try:
+            event = model.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid", field_errors(exc)) from None
+        child_ref = str(getattr(event, "child_ref"))  # noqa: B009
+        claimed = getattr(event, "local_authority", None)
+        self.check_child(key, child_ref, claimed_authority=claimed)
+        await self.produce(topic, child_ref, event)
+        response = {"status": "accepted", "event_id": str(getattr(event, "event_id"))}  # noqa: B009
+        if idem:
+            self.replays.put(key.id, idem, hashed, 202, response)
+        log.info(
+            "api event accepted",
+            event_type=getattr(event, "type", "?"),
+            child_ref=child_ref,
+            key_id=key.id,
+        )
+        return 202, response, {}
+
+    async def produce(self, topic: Any, child_ref: str, event: BaseModel) -> None:
+        try:
+            async with asyncio.timeout(self.settings.api_produce_timeout_s):
+                fut = await topic.send(key=child_ref.encode(), value=event)
+                await fut
+        except Exception as exc:
+            log.warning("api produce failed", error=type(exc).__name__)
+            raise ApiError(
+                503,
+                "unavailable",
+                "the event store did not confirm; retry with the same Idempotency-Key",
+                {"Retry-After": "5"},
+            ) from None
+
+    def child_for_code(self, code: str) -> str:
+        raw = self.w.episode_codes.get(code.upper().encode())
+        if raw is None:
+            raise ApiError(404, "not_found", "no episode with that code")
+        return bytes(raw).decode()
+
+
+def wire_api(w: Wiring, r: Resources) -> Api:
+    api = Api(w, r)
+
+    def route(path: str, handlers: dict[str, Handler]) -> None:
+        """Register a view whose methods turn ApiError into a JSON problem response."""
+
+        def wrap(fn: Handler) -> Handler:
+            async def method(view: Any, request: Any, **kwargs: Any) -> Any:
+                try:
+                    status, body, headers = await fn(request, **kwargs)
+                except ApiError as exc:
+                    return problem(view, exc)
+                return view.json(body, status=status, headers=headers or None)
+
+            return method
+
+        name = "Api" + "".join(c for c in path.title() if c.isalnum())
+        w.app.page(path)(type(name, (faust.web.View,), {m: wrap(f) for m, f in handlers.items()}))
+
+    def by_code(code: str, **extra: Any) -> Callable[[dict[str, Any], ApiKey], dict[str, Any]]:
+        """Episode-scoped writes name the episode; the child comes from the code directory."""
+
+        def fill(_data: dict[str, Any], _key: ApiKey) -> dict[str, Any]:
+            return {"episode_code": code.upper(), "child_ref": api.child_for_code(code), **extra}
+
+        return fill
+
+    async def post_check_in(request: Any) -> Any:
+        return await api.accept(request, Scope.EVENTS_WRITE, CheckIn, topic=w.events)
+
+    async def post_absence(request: Any) -> Any:
+        return await api.accept(request, Scope.EVENTS_WRITE, AbsenceReported, topic=w.events)
+
+    async def post_return(request: Any) -> Any:
+        return await api.accept(request, Scope.EVENTS_WRITE, ReturnReported, topic=w.events)
+
+    async def post_update(request: Any, code: str) -> Any:
+        return await api.accept(
+            request, Scope.EVENTS_WRITE, EpisodeUpdate, topic=w.events, overrides=by_code(code)
+        )
+
+    async def post_rhi(request: Any, code: str) -> Any:
+        return await api.accept(
+            request,
+            Scope.EVENTS_WRITE,
+            ReturnInterviewRecorded,
+            topic=w.events,
+            overrides=by_code(code),
+        )
+
+    async def post_ack(request: Any, code: str) -> Any:
+        return await api.accept(
+            request,
+            Scope.ACKNOWLEDGE,
+            Acknowledgement,
+            topic=w.events,
+            overrides=by_code(code, via="api"),
+        )
+
+    async def put_profile(request: Any, ref: str) -> Any:
+        return await api.accept(
+            request,
+            Scope.PROFILES_WRITE,
+            ChildProfile,
+            topic=w.profiles,
+            overrides=lambda _d, _k: {"child_ref": ref},
+        )
+
+    route("/v1/check-ins", {"post": post_check_in})
+    route("/v1/absences", {"post": post_absence})
+    route("/v1/returns", {"post": post_return})
+    route("/v1/episodes/{code}/updates", {"post": post_update})
+    route("/v1/episodes/{code}/return-interview", {"post": post_rhi})
+    route("/v1/episodes/{code}/acknowledgements", {"post": post_ack})
+    route("/v1/children/{ref}/profile", {"put": put_profile})
+    return api

@@ -1,0 +1,158 @@
+"""Responder-facing endpoints: episode state, one-click acknowledgement links, SMS replies.
+
+All three acknowledgement paths (API, link, SMS reply) end as the same Acknowledgement event on
+Kafka, with an event id derived from what was received, so a retried link click or a Twilio
+webhook retry acknowledges once.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+import faust
+from faust.exceptions import SameNode
+
+from alerts.ack_links import parse_sms_ack, verify_link
+from alerts.receipts import signature_valid
+from schemas.events import Acknowledgement
+from streams.app import Resources, Wiring
+from streams.episode_view import episode_view, find_episode
+from streams.table_codec import decode_state
+from streams.web.api import Api, ApiError, problem
+from streams.web.auth import Scope
+from telemetry.logging import get_logger
+
+log = get_logger("missing_alerts.web.responders")
+INBOUND_SMS_PATH = "/v1/webhooks/twilio/inbound"
+
+
+def _twiml(message: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+        f"{html.escape(message)}</Message></Response>"
+    )
+
+
+def _page(title: str, text: str) -> str:
+    return (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title><body style='font-family:sans-serif;max-width:32em;"
+        f"margin:2em auto;padding:0 1em'><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+    )
+
+
+def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
+    settings, rota = r.settings, r.policy.rota
+    by_phone = {p.phone: pid for pid, p in rota.people.items() if p.phone}
+    twilio_token = (
+        settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    )
+
+    @w.app.page("/v1/episodes/{code}")
+    class EpisodeState(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any, code: str) -> Any:
+            try:
+                key = api.authenticate(request, Scope.EPISODES_READ)
+                child = api.child_for_code(code)
+                api.check_child(key, child)
+            except ApiError as exc:
+                return problem(self, exc)
+            try:  # served by the worker that owns the child's partition
+                return await w.app.router.route_req(w.episodes.name, child, self.web, request)
+            except SameNode:
+                pass
+            raw = w.episodes.get(child.encode())
+            state = decode_state(raw) if raw else None
+            episode = find_episode(state, code.upper()) if state else None
+            if state is None or episode is None:
+                return self.json(
+                    {"error": "not_found", "detail": "episode not on record"}, status=404
+                )
+            return self.json(episode_view(state, episode))
+
+    @w.app.page("/a/{token}")
+    class AckLink(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any, token: str) -> Any:
+            claim = verify_link(settings.link_key, token, r.clock.now())
+            if claim is None:
+                return self.html(
+                    _page(
+                        "Link not valid",
+                        "This link is invalid or has expired. "
+                        "Reply ACK and the episode code to the SMS instead.",
+                    ),
+                    status=403,
+                )
+            raw = w.episode_codes.get(claim.episode_code.encode())
+            if raw is None:
+                return self.html(_page("Unknown episode", "No such episode."), status=404)
+            ack = Acknowledgement(
+                event_id=uuid5(NAMESPACE_URL, f"missing-alerts:link:{token}"),
+                occurred_at=r.clock.now(),
+                child_ref=bytes(raw).decode(),
+                episode_code=claim.episode_code,
+                recipient_id=claim.recipient_id,
+                via="link",
+            )
+            try:
+                await api.produce(w.events, ack.child_ref, ack)
+            except ApiError:
+                return self.html(_page("Try again", "Could not record it just now."), status=503)
+            log.info("acknowledged by link", episode_code=ack.episode_code, child_ref=ack.child_ref)
+            return self.html(
+                _page("Acknowledged", f"Episode {claim.episode_code} is acknowledged. Thank you.")
+            )
+
+    @w.app.page(INBOUND_SMS_PATH)
+    class InboundSms(faust.web.View):  # type: ignore[misc]
+        async def post(self, request: Any) -> Any:
+            if twilio_token is None:
+                return self.text("twilio is not configured", status=404)
+            form = await request.post()
+            params = {k: str(v) for k, v in form.items()}
+            url = settings.public_base_url.rstrip("/") + request.raw_path
+            if not signature_valid(
+                twilio_token, url, params, request.headers.get("X-Twilio-Signature", "")
+            ):
+                log.warning("inbound sms refused: bad signature")
+                return self.text("invalid signature", status=403)
+            reply = await self._acknowledge(params)
+            return self.text(_twiml(reply), content_type="application/xml")
+
+        async def _acknowledge(self, params: dict[str, str]) -> str:
+            code = parse_sms_ack(params.get("Body", ""))
+            if code is None:
+                return "To acknowledge, reply ACK followed by the episode code, e.g. ACK K7Q2MD."
+            person = by_phone.get(params.get("From", ""))
+            raw_notified = w.notified.get(code.encode())
+            notified = json.loads(raw_notified) if raw_notified else []
+            if person is None or person not in notified:
+                log.warning("sms ack refused: sender not notified", episode_code=code)
+                return f"Episode {code}: this number was not alerted for it; nothing recorded."
+            raw = w.episode_codes.get(code.encode())
+            if raw is None:
+                return f"Episode {code} is not known."
+            sid = params.get("MessageSid") or params.get("SmsSid") or ""
+            ack = Acknowledgement(
+                event_id=uuid5(NAMESPACE_URL, f"missing-alerts:sms:{sid}:{code}:{person}"),
+                occurred_at=r.clock.now(),
+                child_ref=bytes(raw).decode(),
+                episode_code=code,
+                recipient_id=person,
+                via="sms",
+            )
+            try:
+                await api.produce(w.events, ack.child_ref, ack)
+            except ApiError:
+                return f"Episode {code}: could not record the acknowledgement, please try again."
+            log.info("acknowledged by sms", episode_code=code, child_ref=ack.child_ref)
+            return f"Acknowledged episode {code}. Thank you."
+
+    @w.app.page("/healthz")
+    class Health(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            return self.json({"status": "ok"})
