@@ -31,6 +31,7 @@ from streams.app import Resources, Wiring
 from streams.decode import field_errors
 from streams.web.auth import ApiKey, KeyRing, RateLimiter, Scope, bearer, load_keys
 from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
+from streams.web.openapi import build_openapi
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.api")
@@ -258,4 +259,12 @@ def wire_api(w: Wiring, r: Resources) -> Api:
     route("/v1/episodes/{code}/return-interview", {"post": post_rhi})
     route("/v1/episodes/{code}/acknowledgements", {"post": post_ack})
     route("/v1/children/{ref}/profile", {"put": put_profile})
+
+    document = build_openapi()
+
+    @w.app.page("/openapi.json")
+    class OpenApi(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            return self.json(document)
+
     return api
