@@ -1,0 +1,374 @@
+"""The HTTP API on a real worker and a real broker: writes land on Kafka, bad input gets the
+right status naming the field, idempotency, scopes, and the three ways to acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from twilio.request_validator import RequestValidator
+
+from streams.web.auth import hash_key
+from tests.integration.test_escalation import wait_alerts
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.kafka import read_topic
+from tests.support.worker import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+KEYS = {
+    "carer": ("carer-la-example", ["LA-EXAMPLE"], ["events:write"]),
+    "carer-other": ("carer-la-other", ["LA-OTHER"], ["events:write"]),
+    "case": ("case-system", ["LA-EXAMPLE", "LA-OTHER"], ["profiles:write"]),
+    "duty": ("duty-team", ["LA-EXAMPLE"], ["episodes:read", "acknowledge"]),
+    "duty-other": ("duty-other", ["LA-OTHER"], ["episodes:read", "acknowledge"]),
+}
+
+
+def secret(name: str) -> str:
+    return f"test-secret-{name}"
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    fake.run_in_thread()
+    try:
+        yield fake
+    finally:
+        fake.stop_thread()
+
+
+@pytest.fixture
+def api_env(pipeline_env: dict[str, str], tmp_path: Path, twilio: FakeTwilio) -> dict[str, str]:
+    keys = [
+        {
+            "id": kid,
+            "organisation": kid,
+            "sha256": hash_key(secret(name)),
+            "local_authorities": las,
+            "scopes": scopes,
+        }
+        for name, (kid, las, scopes) in KEYS.items()
+    ]
+    path = tmp_path / "keys.json"  # JSON is YAML
+    path.write_text(json.dumps({"keys": keys}))
+    pipeline_env.update(
+        {
+            "MISSING_ALERTS_API_KEYS_FILE": str(path),
+            "MISSING_ALERTS_TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "MISSING_ALERTS_TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "MISSING_ALERTS_TWILIO_FROM_NUMBER": "+447700900999",
+            "MISSING_ALERTS_TWILIO_BASE_URL": twilio.base_url,
+        }
+    )
+    return pipeline_env
+
+
+class Client:
+    def __init__(self, env: dict[str, str], session: aiohttp.ClientSession) -> None:
+        self.base = env["MISSING_ALERTS_PUBLIC_BASE_URL"]
+        self.session = session
+
+    async def call(
+        self, method: str, path: str, who: str | None = "carer", body: Any = None, **kw: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        headers = dict(kw.pop("headers", {}))
+        if who:
+            headers["Authorization"] = f"Bearer {secret(who)}"
+        if body is not None and "data" not in kw:
+            kw["data"] = json.dumps(body)
+            headers.setdefault("Content-Type", "application/json")
+        async with self.session.request(method, self.base + path, headers=headers, **kw) as resp:
+            text = await resp.text()
+            try:
+                payload: Any = json.loads(text)
+            except ValueError:
+                payload = text
+            return resp.status, payload, dict(resp.headers)
+
+
+@pytest.fixture
+async def client(api_env: dict[str, str], worker: WorkerProcess) -> Any:
+    worker.start()
+    worker.wait_ready()
+    async with aiohttp.ClientSession() as session:
+        yield Client(api_env, session)
+
+
+def events_topic(env: dict[str, str]) -> tuple[str, str]:
+    return env["MISSING_ALERTS_KAFKA_BOOTSTRAP"], f"{env['MISSING_ALERTS_TOPIC_PREFIX']}.events"
+
+
+ABSENCE = {
+    "child_ref": "A1",
+    "last_seen_at": "2026-11-28T10:00:00Z",
+    "reporter": {"role": "carer"},
+    "reported_flags": ["county_lines"],
+}
+PROFILE = {
+    "initials": "RT",
+    "date_of_birth": "2011-04-05",
+    "local_authority": "LA-EXAMPLE",
+    "police_force": "FORCE-EXAMPLE",
+    "full_name": "Private Name",
+}
+
+
+async def open_episode(client: Client, env: dict[str, str], child: str) -> str:
+    status, _, _ = await client.call("PUT", f"/v1/children/{child}/profile", "case", PROFILE)
+    assert status == 202
+    await asyncio.sleep(1)  # let the engine see the profile first
+    status, body, _ = await client.call(
+        "POST", "/v1/absences", "carer", {**ABSENCE, "child_ref": child}
+    )
+    assert status == 202, body
+    alerts = await wait_alerts(env, lambda a: any(x["child_ref"] == child for x in a))
+    return str(next(a["episode_code"] for a in alerts if a["child_ref"] == child))
+
+
+async def test_each_write_lands_its_event_on_kafka(client: Client, api_env: dict[str, str]) -> None:
+    code = await open_episode(client, api_env, "A1")
+    calls = [
+        (
+            "POST",
+            "/v1/check-ins",
+            "carer",
+            {"child_ref": "A1", "seen_at": "2026-11-28T09:00:00Z", "reporter": {"role": "carer"}},
+        ),
+        (
+            "POST",
+            f"/v1/episodes/{code}/updates",
+            "carer",
+            {"kind": "category", "category": "away", "reporter": {"role": "carer"}},
+        ),
+        (
+            "POST",
+            f"/v1/episodes/{code.lower()}/acknowledgements",
+            "duty",
+            {"recipient_id": "dsw-day"},
+        ),
+        (
+            "POST",
+            "/v1/returns",
+            "carer",
+            {
+                "child_ref": "A1",
+                "returned_at": "2026-11-28T12:00:00Z",
+                "reporter": {"role": "carer"},
+            },
+        ),
+        ("POST", f"/v1/episodes/{code}/return-interview", "carer", {"offered_on": "2026-11-29"}),
+    ]
+    ids = []
+    for method, path, who, body in calls:
+        status, payload, _ = await client.call(method, path, who, body)
+        assert status == 202, (path, payload)
+        ids.append(payload["event_id"])
+    bootstrap, topic = events_topic(api_env)
+    records = await read_topic(bootstrap, topic, until=7, within=20)
+    by_id = {r["event_id"]: r for r in records}
+    assert [by_id[i]["type"] for i in ids] == [
+        "check_in",
+        "update",
+        "acknowledgement",
+        "return",
+        "return_interview",
+    ]
+    assert by_id[ids[1]]["episode_code"] == code and by_id[ids[1]]["child_ref"] == "A1"
+    assert by_id[ids[2]]["via"] == "api"
+    profiles = await read_topic(
+        bootstrap, f"{api_env['MISSING_ALERTS_TOPIC_PREFIX']}.profiles", until=1, within=10
+    )
+    assert profiles[0]["child_ref"] == "A1" and profiles[0]["type"] == "profile"
+
+    await asyncio.sleep(2)
+    status, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+    assert status == 200, state
+    assert state["status"] == "closed" and state["category"] == "away" and state["tier"] == "high"
+    assert "dsw-day" in state["acknowledged_by"] and state["return_interview"]["offered_on"]
+    assert "Private Name" not in json.dumps(state)
+
+
+async def test_bad_input_statuses_name_the_field(client: Client) -> None:
+    status, body, _ = await client.call("POST", "/v1/absences", "carer", {"child_ref": "A2"})
+    assert status == 422 and {e["field"] for e in body["detail"]} >= {"last_seen_at", "reporter"}
+    status, body, _ = await client.call(
+        "POST", "/v1/absences", "carer", {**ABSENCE, "last_seen_at": "yesterday"}
+    )
+    assert status == 422 and body["detail"][0]["field"] == "last_seen_at"
+    status, body, _ = await client.call(
+        "POST",
+        "/v1/absences",
+        "carer",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 422 and body["detail"][0]["field"] == "(body)"
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/absences",
+        "carer",
+        data=b"x=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 415
+    big = {**ABSENCE, "circumstances": "x" * 70_000}
+    status, _, _ = await client.call("POST", "/v1/absences", "carer", big)
+    assert status == 413
+    status, _, headers = await client.call("POST", "/v1/absences", None, ABSENCE)
+    assert status == 401 and headers.get("WWW-Authenticate") == "Bearer"
+    status, _, _ = await client.call("POST", "/v1/absences", "duty", ABSENCE)
+    assert status == 403  # a read/ack key cannot write events
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/episodes/ZZZZ99/updates",
+        "carer",
+        {"kind": "sighting", "reporter": {"role": "carer"}},
+    )
+    assert status == 404
+
+
+async def test_idempotency_key_replays_and_conflicts(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    body = {**ABSENCE, "child_ref": "I1"}
+    first = await client.call(
+        "POST", "/v1/absences", "carer", body, headers={"Idempotency-Key": "k-1"}
+    )
+    again = await client.call(
+        "POST", "/v1/absences", "carer", body, headers={"Idempotency-Key": "k-1"}
+    )
+    assert first[0] == again[0] == 202 and first[1] == again[1]
+    assert again[2].get("Idempotent-Replayed") == "true"
+    other = await client.call(
+        "POST",
+        "/v1/absences",
+        "carer",
+        {**body, "category": "away"},
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert other[0] == 409
+    bootstrap, topic = events_topic(api_env)
+    records = await read_topic(bootstrap, topic, until=5, within=5)
+    assert [r["child_ref"] for r in records].count("I1") == 1
+
+
+async def test_keys_are_limited_to_their_local_authority(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    code = await open_episode(client, api_env, "S1")
+    status, _, _ = await client.call("PUT", "/v1/children/S1/profile", "carer-other", PROFILE)
+    assert status == 403  # no profiles scope
+    await asyncio.sleep(1)
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/check-ins",
+        "carer-other",
+        {"child_ref": "S1", "seen_at": "2026-11-28T09:00:00Z", "reporter": {"role": "carer"}},
+    )
+    assert status == 403
+    status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty-other")
+    assert status == 403
+    status, _, _ = await client.call(
+        "POST", f"/v1/episodes/{code}/acknowledgements", "duty-other", {"recipient_id": "dsw-day"}
+    )
+    assert status == 403
+    status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+    assert status == 200
+
+
+def signed_sms(fake: FakeTwilio, url: str, sender: str, text: str) -> tuple[dict[str, str], str]:
+    params = {
+        "From": sender,
+        "To": "+447700900999",
+        "Body": text,
+        "MessageSid": f"SM{abs(hash((sender, text))):032x}"[:34],
+        "AccountSid": fake.account_sid,
+    }
+    return params, RequestValidator(fake.auth_token).compute_signature(url, params)
+
+
+async def test_sms_reply_from_notified_number_acknowledges(
+    client: Client, api_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    code = await open_episode(client, api_env, "R1")
+    await asyncio.to_thread(twilio.wait_for_requests_sync, 1, 20)
+    await asyncio.sleep(1.5)  # dispatch records who was notified
+    url = client.base + "/v1/webhooks/twilio/inbound"
+
+    stranger, sig = signed_sms(twilio, url, "+447700900777", f"ACK {code}")
+    status, text, _ = await client.call(
+        "POST",
+        "/v1/webhooks/twilio/inbound",
+        None,
+        data=stranger,
+        headers={"X-Twilio-Signature": sig},
+    )
+    assert status == 200 and "not alerted" in text
+
+    liaison, sig = signed_sms(twilio, url, "+447700900105", f"  ack {code.lower()} ")
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/webhooks/twilio/inbound",
+        None,
+        data=liaison,
+        headers={"X-Twilio-Signature": "forged" + sig},
+    )
+    assert status == 403
+    status, text, headers = await client.call(
+        "POST",
+        "/v1/webhooks/twilio/inbound",
+        None,
+        data=liaison,
+        headers={"X-Twilio-Signature": sig},
+    )
+    assert status == 200 and f"Acknowledged episode {code}" in text
+    assert headers["Content-Type"].startswith("application/xml") and "<Response>" in text
+
+    for _ in range(30):
+        _, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+        if state.get("acknowledged_by"):
+            break
+        await asyncio.sleep(0.5)
+    assert list(state["acknowledged_by"]) == ["pl-1"]
+
+
+async def test_signed_link_in_the_sms_acknowledges(
+    client: Client, api_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    code = await open_episode(client, api_env, "L1")
+    first = (await asyncio.to_thread(twilio.wait_for_requests_sync, 1, 20))[0]
+    link = (first.body or "").rsplit(" ", 1)[1]
+    assert link.startswith(client.base + "/a/")
+    status, page, _ = await client.call("GET", link.removeprefix(client.base), None)
+    assert status == 200 and "Acknowledged" in page
+    status, page, _ = await client.call("GET", link.removeprefix(client.base) + "x", None)
+    assert status == 403
+    for _ in range(30):
+        _, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+        if state.get("acknowledged_by"):
+            break
+        await asyncio.sleep(0.5)
+    assert len(state["acknowledged_by"]) == 1
+
+
+async def test_openapi_document_lists_every_route(client: Client) -> None:
+    status, doc, _ = await client.call("GET", "/openapi.json", None)
+    assert status == 200 and doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) >= {
+        "/v1/check-ins",
+        "/v1/absences",
+        "/v1/returns",
+        "/v1/episodes/{code}",
+        "/v1/episodes/{code}/updates",
+        "/v1/episodes/{code}/acknowledgements",
+        "/v1/episodes/{code}/return-interview",
+        "/v1/children/{ref}/profile",
+    }
+    assert "AbsenceReported" in doc["components"]["schemas"]
