@@ -8,6 +8,19 @@ from pydantic import Field
 
 from schemas.common import Envelope, EpisodeCode
 
+RecordAction = Literal[
+    "opened",
+    "updated",
+    "category_changed",
+    "tier_changed",
+    "sighting",
+    "step_fired",
+    "acknowledged",
+    "closed",
+    "return_interview_recorded",
+    "ignored",
+]
+
 
 class EpisodeRecord(Envelope):
     """One state transition of an episode: the audit trail and the source of the SSDA903 export.
@@ -17,18 +30,7 @@ class EpisodeRecord(Envelope):
 
     type: Literal["episode_record"] = "episode_record"
     episode_code: EpisodeCode
-    action: Literal[
-        "opened",
-        "updated",
-        "category_changed",
-        "tier_changed",
-        "sighting",
-        "step_fired",
-        "acknowledged",
-        "closed",
-        "return_interview_recorded",
-        "ignored",
-    ]
+    action: RecordAction
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from config.policy import Policy, Role, Step
@@ -32,7 +32,7 @@ from schemas.events import (
     ReturnReported,
     TimerDue,
 )
-from schemas.records import EpisodeRecord
+from schemas.records import EpisodeRecord, RecordAction
 from streams.episodes import ladder as timing
 from streams.episodes.risk import Assessment, assess_risk
 from streams.episodes.state import (
@@ -58,18 +58,7 @@ REPEAT_STEP_ID: Final = "repeat-strategy-meeting"
 # late (last seen days ago) still counts the episodes before it.
 RETENTION_SLACK: Final = timedelta(days=7)
 
-Action = Literal[
-    "opened",
-    "updated",
-    "category_changed",
-    "tier_changed",
-    "sighting",
-    "step_fired",
-    "acknowledged",
-    "closed",
-    "return_interview_recorded",
-    "ignored",
-]
+Action = RecordAction
 
 
 class Due(NamedTuple):
