@@ -1,0 +1,592 @@
+// Carer page for missing-alerts: report an absence, a return or a check-in through the /v1 API.
+//
+// - The organisation's API key lives in this tab's sessionStorage only (never localStorage,
+//   never the URL) and is removed on sign-out.
+// - Nothing about a child is stored: form values are read at submit time, sent, and the form is
+//   cleared after a successful send.
+// - Every report carries an Idempotency-Key; pressing send again after a network error or a 503
+//   reuses it, so the server records the report once.
+// No build step, no dependencies; loaded with `defer`, under a CSP that forbids inline script.
+(() => {
+  "use strict";
+
+  const KEY_STORE = "missing-alerts.carer.api-key";
+  const TIMEOUT_MS = 20000;
+  const FUTURE_SLACK_MS = 60000;
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  const signin = $("#signin");
+  const signinForm = $("#signin-form");
+  const keyInput = $("#api-key");
+  const reports = $("#reports");
+  const outcome = $("#outcome");
+  const roleSelect = $("#reporter-role");
+  const forms = $$("form.report");
+
+  // Idempotency keys of sends that ended without a definite answer: form id -> {key, body}.
+  const pending = new Map();
+
+  // -- storage ------------------------------------------------------------------------------
+
+  function storedKey() {
+    try {
+      return window.sessionStorage.getItem(KEY_STORE);
+    } catch (_err) {
+      return null;
+    }
+  }
+
+  function storeKey(key) {
+    try {
+      window.sessionStorage.setItem(KEY_STORE, key);
+      return true;
+    } catch (_err) {
+      return false;
+    }
+  }
+
+  function forgetKey() {
+    try {
+      window.sessionStorage.removeItem(KEY_STORE);
+    } catch (_err) {
+      // storage unavailable: nothing was kept
+    }
+  }
+
+  // -- helpers ------------------------------------------------------------------------------
+
+  function uuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    // randomUUID needs a secure context; getRandomValues does not (plain-http test setups).
+    const b = window.crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    const part = (from, to) => h.slice(from, to);
+    return [part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20)].join("-");
+  }
+
+  // "now" for a datetime-local input: the browser's local time, to the minute.
+  function localNow() {
+    const d = new Date();
+    d.setSeconds(0, 0);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  }
+
+  function setDefaults(form) {
+    for (const input of $$("input[data-now]", form)) {
+      input.value = localNow();
+    }
+  }
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      node.setAttribute(name, value);
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  async function postJson(path, body, apiKey, idempotencyKey) {
+    const controller = new AbortController();
+    const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
+    const headers = {
+      "Content-Type": "application/json",
+      Accept: "application/json",
+      Authorization: `Bearer ${apiKey}`,
+    };
+    if (idempotencyKey) {
+      headers["Idempotency-Key"] = idempotencyKey;
+    }
+    try {
+      const res = await fetch(path, {
+        method: "POST",
+        headers,
+        body,
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+        signal: controller.signal,
+      });
+      let data = null;
+      try {
+        data = await res.json();
+      } catch (_err) {
+        data = null;
+      }
+      return { status: res.status, data, headers: res.headers };
+    } finally {
+      window.clearTimeout(timer);
+    }
+  }
+
+  function setBusy(button, busy, busyText) {
+    if (busy) {
+      button.dataset.label = button.textContent;
+      button.textContent = busyText;
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+    } else {
+      button.textContent = button.dataset.label || button.textContent;
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+
+  // -- field errors ---------------------------------------------------------------------------
+
+  function clearErrors(root) {
+    for (const node of $$(".field-error", root)) {
+      const field = node.closest(".field");
+      const control = field && $("input, select, textarea", field);
+      if (control) {
+        const ids = (control.getAttribute("aria-describedby") || "")
+          .split(/\s+/)
+          .filter((id) => id && id !== node.id);
+        if (ids.length) {
+          control.setAttribute("aria-describedby", ids.join(" "));
+        } else {
+          control.removeAttribute("aria-describedby");
+        }
+      }
+      node.remove();
+    }
+    for (const node of $$(".field-has-error", root)) {
+      node.classList.remove("field-has-error");
+    }
+    for (const node of $$("[aria-invalid]", root)) {
+      node.removeAttribute("aria-invalid");
+    }
+  }
+
+  // Show `message` in `field` (a .field element), just above its control. Returns the control.
+  function showFieldError(field, message) {
+    const controls = $$("input, select, textarea", field);
+    const base = (controls[0] && controls[0].id) || `field-${Math.random().toString(36).slice(2)}`;
+    const id = `${base}-error`;
+    let node = document.getElementById(id);
+    if (!node) {
+      node = el("p", { class: "field-error", id });
+      const before = controls.length === 1 && !field.matches("fieldset")
+        ? controls[0].closest(".choice") || controls[0]
+        : $(".choice", field);
+      field.insertBefore(node, before || null);
+    }
+    node.textContent = "";
+    node.append(el("span", { class: "visually-hidden" }, "Error: "), message);
+    field.classList.add("field-has-error");
+    for (const control of controls) {
+      if (control.type !== "checkbox" && control.type !== "radio") {
+        control.setAttribute("aria-invalid", "true");
+      }
+      const ids = (control.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+      if (!ids.includes(id)) {
+        control.setAttribute("aria-describedby", [...ids, id].join(" "));
+      }
+    }
+    return controls[0] || null;
+  }
+
+  // The API's messages are pydantic's; say the common ones in plain English.
+  function friendly(field, message) {
+    const m = String(message || "");
+    if (/must not be after occurred_at/.test(m)) {
+      return "The last-seen time cannot be in the future. Check the date and time.";
+    }
+    if (field === "child_ref") {
+      if (/at least 1 character/.test(m)) {
+        return "Enter the child's reference.";
+      }
+      if (/pattern/.test(m)) {
+        return "Use only letters, numbers, dots, dashes or underscores, with no spaces.";
+      }
+      if (/at most/.test(m)) {
+        return "The reference is too long: 64 characters at most.";
+      }
+    }
+    if (/_at$/.test(field) && /datetime|date|time zone|timezone/i.test(m)) {
+      return "Enter a date and time.";
+    }
+    if (/at most (\d+) characters/.test(m)) {
+      return `Too long: ${m.match(/at most (\d+) characters/)[1]} characters at most.`;
+    }
+    return m;
+  }
+
+  // Find the .field an API field path belongs to ("reporter.role" -> the shared role select).
+  function fieldFor(form, path, message) {
+    let name = path;
+    if ((path === "(body)" || path === "") && /last_seen_at/.test(String(message))) {
+      name = "last_seen_at";
+    }
+    const candidates = [...$$(".field[data-field]", form), ...$$(".field[data-field]", reports)];
+    let best = null;
+    for (const field of candidates) {
+      const f = field.dataset.field;
+      const matches = name === f || name.startsWith(`${f}.`);
+      if (matches && (!best || f.length > best.dataset.field.length)) {
+        best = field;
+      }
+    }
+    return best;
+  }
+
+  // -- outcome box ----------------------------------------------------------------------------
+
+  function clearOutcome() {
+    outcome.hidden = true;
+    outcome.className = "outcome";
+    outcome.textContent = "";
+  }
+
+  // A list of links to the fields in error (the GOV.UK "error summary" pattern).
+  function errorLinks(items) {
+    const list = el("ul", { class: "error-list" });
+    for (const { control, message } of items) {
+      const item = el("li");
+      if (control && control.id) {
+        const link = el("a", { href: `#${control.id}` }, message);
+        link.addEventListener("click", (event) => {
+          event.preventDefault();
+          control.focus();
+          control.scrollIntoView({ block: "center" });
+        });
+        item.append(link);
+      } else {
+        item.textContent = message;
+      }
+      list.append(item);
+    }
+    return list;
+  }
+
+  // kind: "success" | "error" | "retry"; lines: strings or nodes, the first one is the title.
+  function showOutcome(kind, title, lines) {
+    outcome.className = `outcome outcome-${kind}`;
+    outcome.setAttribute("role", kind === "success" ? "status" : "alert");
+    outcome.dataset.kind = kind;
+    outcome.textContent = "";
+    outcome.append(el("h3", { class: "outcome-title" }, title));
+    for (const line of lines || []) {
+      if (typeof line === "string") {
+        outcome.append(el("p", {}, line));
+      } else {
+        outcome.append(line);
+      }
+    }
+    outcome.hidden = false;
+    outcome.focus();
+    outcome.scrollIntoView({ block: "start", behavior: "auto" });
+  }
+
+  // -- views ----------------------------------------------------------------------------------
+
+  function tz() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
+    } catch (_err) {
+      return "local";
+    }
+  }
+
+  function currentAction() {
+    const checked = $("input[name=action]:checked");
+    return checked ? checked.value : "absence";
+  }
+
+  function showAction(action) {
+    for (const form of forms) {
+      const active = form.dataset.action === action;
+      if (active && form.hidden) {
+        setDefaults(form);
+      }
+      form.hidden = !active;
+    }
+  }
+
+  function showSignedIn(note) {
+    signin.hidden = true;
+    reports.hidden = false;
+    $("#session-text").textContent = note || "Signed in on this tab.";
+    for (const form of forms) {
+      setDefaults(form);
+    }
+    showAction(currentAction());
+  }
+
+  function showSignedOut() {
+    reports.hidden = true;
+    signin.hidden = false;
+    clearOutcome();
+    pending.clear();
+    for (const form of forms) {
+      form.reset();
+      clearErrors(form);
+    }
+    roleSelect.value = "carer";
+  }
+
+  // -- sign in / out --------------------------------------------------------------------------
+
+  async function onSignIn(event) {
+    event.preventDefault();
+    clearErrors(signinForm);
+    const key = keyInput.value.trim();
+    const field = $(".field", signinForm);
+    if (!key) {
+      showFieldError(field, "Paste your organisation's API key.").focus();
+      return;
+    }
+    const button = $("button[type=submit]", signinForm);
+    setBusy(button, true, "Checking the key…");
+    let status = 0;
+    try {
+      // An empty check-in: the API checks the key and scope first, then rejects the body
+      // (422), so nothing is recorded. 401/403 mean the key is not usable for reports.
+      status = (await postJson("/v1/check-ins", "{}", key, null)).status;
+    } catch (_err) {
+      status = 0;
+    } finally {
+      setBusy(button, false);
+    }
+    const refuse = (message) => showFieldError(field, message).focus();
+    if (status === 401) {
+      refuse("Not authorised: that key was not accepted. Check you pasted all of it.");
+      return;
+    }
+    if (status === 403) {
+      refuse("Not authorised: that key cannot send reports. Ask for a carer key.");
+      return;
+    }
+    if (!storeKey(key)) {
+      refuse("This browser blocks storage for this page, so it cannot keep the key for the tab. "
+        + "Allow site storage, or use another browser.");
+      return;
+    }
+    keyInput.value = "";
+    const checked = status === 422 || status === 429;
+    showSignedIn(checked
+      ? "Signed in on this tab."
+      : "Signed in on this tab. The key could not be checked just now; "
+        + "it will be checked when you send a report.");
+    $("#reports-title").setAttribute("tabindex", "-1");
+    $("#reports-title").focus();
+  }
+
+  function onSignOut() {
+    forgetKey();
+    showSignedOut();
+    keyInput.focus();
+  }
+
+  // -- reports --------------------------------------------------------------------------------
+
+  function valueOf(form, name) {
+    const control = form.elements.namedItem(name);
+    return control ? control.value : "";
+  }
+
+  // Read the form into the API body. Returns {body, errors} (errors: [[fieldName, message]]).
+  function readForm(form) {
+    const errors = [];
+    const body = {
+      child_ref: valueOf(form, "child_ref").trim(),
+      reporter: { role: roleSelect.value },
+    };
+    for (const input of $$("input[type=datetime-local]", form)) {
+      if (!input.value) {
+        errors.push([input.name, "Enter a date and time."]);
+        continue;
+      }
+      const when = new Date(input.value); // no offset in the value: parsed as local time
+      if (Number.isNaN(when.getTime())) {
+        errors.push([input.name, "Enter a date and time."]);
+      } else if (when.getTime() > Date.now() + FUTURE_SLACK_MS) {
+        errors.push([input.name, "This cannot be in the future. Check the date and time."]);
+      } else {
+        body[input.name] = when.toISOString();
+      }
+    }
+    switch (form.dataset.action) {
+      case "absence": {
+        body.category = $("input[name=category]:checked", form).value;
+        body.reported_flags = $$("input[name=reported_flags]:checked", form).map((i) => i.value);
+        body.immediate_danger = $("input[name=immediate_danger]", form).checked;
+        const text = valueOf(form, "circumstances").trim();
+        if (text) {
+          body.circumstances = text;
+        }
+        break;
+      }
+      case "return":
+        body.how = $("input[name=how]:checked", form).value;
+        break;
+      case "check-in":
+        body.present_at_placement = $("input[name=present_at_placement]", form).checked;
+        break;
+      default:
+        break;
+    }
+    return { body, errors };
+  }
+
+  const DONE = {
+    absence: (ref) => [
+      `Absence reported for ${ref}`,
+      "The duty team is being alerted. Report a return here as soon as the child is back.",
+    ],
+    return: (ref) => [
+      `Return recorded for ${ref}`,
+      "Everyone who was alerted will be told the child is back.",
+    ],
+    "check-in": (ref) => [`Check-in recorded for ${ref}`, "Thank you."],
+  };
+
+  // Put each API field error next to its field; returns the items for the error summary.
+  function showFieldErrors(form, detail) {
+    return detail.map((item) => {
+      const path = String(item.field || "");
+      const field = fieldFor(form, path, item.message);
+      const message = friendly(field ? field.dataset.field : path, item.message);
+      if (field) {
+        return { control: showFieldError(field, message), message };
+      }
+      const named = path && path !== "(body)" ? `${path}: ${message}` : message;
+      return { control: null, message: named };
+    });
+  }
+
+  async function onReport(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const button = $("button[type=submit]", form);
+    if (button.disabled) {
+      return;
+    }
+    clearErrors(reports);
+    clearOutcome();
+    const apiKey = storedKey();
+    if (!apiKey) {
+      showSignedOut();
+      keyInput.focus();
+      return;
+    }
+    const { body, errors } = readForm(form);
+    if (errors.length) {
+      const items = errors.map(([name, message]) => {
+        const field = fieldFor(form, name);
+        return { control: field ? showFieldError(field, message) : null, message };
+      });
+      showOutcome("error", "Not sent – check the form", [errorLinks(items)]);
+      return;
+    }
+    const json = JSON.stringify(body);
+    let attempt = pending.get(form.id);
+    if (!attempt || attempt.body !== json) {
+      attempt = { key: uuid(), body: json };
+      pending.set(form.id, attempt);
+    }
+
+    setBusy(button, true, "Sending…");
+    let res = null;
+    try {
+      res = await postJson(form.dataset.endpoint, json, apiKey, attempt.key);
+    } catch (_err) {
+      res = null;
+    } finally {
+      setBusy(button, false);
+    }
+
+    if (res === null || res.status >= 500 || res.status === 429) {
+      // No definite answer: keep the Idempotency-Key so a second press cannot record twice.
+      let wait = "";
+      const after = res && res.headers.get("Retry-After");
+      if (after && /^\d+$/.test(after)) {
+        wait = ` in ${after} second${after === "1" ? "" : "s"}`;
+      }
+      const why = res === null
+        ? "The report could not be sent (no connection, or no answer in time)."
+        : res.status === 429
+          ? "Too many reports were sent from this organisation in a short time."
+          : "The alerting system did not confirm the report.";
+      showOutcome("retry", "Not sent – please try again", [
+        why,
+        `Your answers are still here. Press “${button.textContent}” again${wait}; `
+          + "the report will only be recorded once.",
+        "If the child is in danger and this keeps failing, phone the duty team or call 999.",
+      ]);
+      return;
+    }
+    pending.delete(form.id);
+    const data = res.data || {};
+
+    if (res.status === 202 || res.status === 200) {
+      const [title, next] = DONE[form.dataset.action](body.child_ref);
+      const ref = el("p", { class: "event-id" });
+      ref.append("Reference: ", el("code", { id: "event-id" }, String(data.event_id || "")));
+      showOutcome("success", title, [next, ref]);
+      form.reset();
+      setDefaults(form);
+      return;
+    }
+    if (res.status === 401 || res.status === 403) {
+      const detail = typeof data.detail === "string" ? data.detail : "";
+      const lines = [
+        res.status === 401
+          ? "The key was not accepted. Sign out and sign in again with your organisation's key."
+          : "Your organisation's key does not allow this report.",
+      ];
+      if (/outside the key/.test(detail)) {
+        lines[0] = "This child is not one of your organisation's children. Check the reference.";
+      }
+      showOutcome("error", "Not authorised", lines);
+      return;
+    }
+    if (res.status === 422 && Array.isArray(data.detail)) {
+      showOutcome("error", "Not sent – check the form", [
+        errorLinks(showFieldErrors(form, data.detail)),
+      ]);
+      return;
+    }
+    if (res.status === 409) {
+      showOutcome("error", "Not sent – check the form", [
+        "A report with different answers was already sent. Check the answers and send again.",
+      ]);
+      return;
+    }
+    const detail = typeof data.detail === "string" ? data.detail : data.error || "";
+    showOutcome("error", "Not sent", [
+      `The report was refused (${res.status}${detail ? `: ${detail}` : ""}).`,
+    ]);
+  }
+
+  // -- start ----------------------------------------------------------------------------------
+
+  for (const node of $$(".tz")) {
+    node.textContent = tz();
+  }
+  signinForm.addEventListener("submit", onSignIn);
+  $("#signout").addEventListener("click", onSignOut);
+  for (const radio of $$("input[name=action]")) {
+    radio.addEventListener("change", () => {
+      clearOutcome();
+      clearErrors(reports);
+      showAction(currentAction());
+    });
+  }
+  for (const form of forms) {
+    form.addEventListener("submit", onReport);
+  }
+  if (storedKey()) {
+    showSignedIn();
+  } else {
+    showSignedOut();
+  }
+})();
