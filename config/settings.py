@@ -92,8 +92,21 @@ class Settings(BaseSettings):
     link_secret: SecretStr | None = None
     link_ttl_s: float = Field(default=48 * 3600, gt=0)
 
+    # Unset: JSON lines in production, console lines elsewhere.
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Prometheus metrics on /metrics (docs/observability.md). Off: no-op recording, empty page;
+    # the benchmark compares both to measure what instrumentation costs.
+    metrics_enabled: bool = True
+    # How often each worker refreshes its consumer-lag gauge (one ListOffsets request per tick).
+    metrics_lag_interval_s: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _json_logs_in_production(self) -> Settings:
+        if "log_format" not in self.model_fields_set and self.environment == "production":
+            self.log_format = "json"
+        return self
 
     @model_validator(mode="after")
     def _credentials_come_in_sets(self) -> Settings:

@@ -12,9 +12,9 @@ from streams.due_index import DueEntry
 from streams.engine_batch import process_batch
 from streams.faust_context import event_context
 from streams.sending import send_durably
-from streams.table_codec import decode_header
+from streams.table_codec import decode_header, decode_open
 from streams.timers import TimerState, wire_timer
-from telemetry.logging import get_logger
+from telemetry.logging import get_logger, log_engine_effects
 
 log = get_logger("missing_alerts.agents")
 
@@ -25,7 +25,10 @@ def _payload_text(value: bytes | None, limit: int = 64_000) -> str:
 
 def wire_agents(w: Wiring, r: Resources) -> None:
     settings, policy, clock = r.settings, r.policy, r.clock
-    timer = TimerState("escalation")
+    metrics = r.metrics
+    timer = TimerState(
+        "escalation", metrics=metrics, observer=metrics.open_episode_tracker(decode_open)
+    )
 
     def episode_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
         due_at, code = decode_header(value)
@@ -106,11 +109,5 @@ def wire_agents(w: Wiring, r: Resources) -> None:
                 with event_context(write.event):
                     w.episodes[key] = write.entry()
                 timer.index.set(key, write.due_at, write.due_code)
-            for _key, alert in result.alerts:
-                log.info(
-                    "alert decided",
-                    episode_code=alert.episode_code,
-                    child_ref=alert.child_ref,
-                    step_id=alert.step_id,
-                    tier=alert.tier.value,
-                )
+            metrics.observe_engine_batch(result)
+            log_engine_effects(log, result.alerts, result.records)

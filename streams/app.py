@@ -20,6 +20,7 @@ from schemas.codec import CODEC_NAME, register
 from streams.clock import Clock, SystemClock
 from streams.kafka_clients import faust_broker, faust_credentials
 from streams.topics import TopicSpec, topic_specs
+from telemetry.metrics import Metrics
 
 
 @dataclass
@@ -28,6 +29,11 @@ class Resources:
     policy: Policy
     clock: Clock = field(default_factory=SystemClock)
     notifiers: dict[Channel, Notifier] = field(default_factory=dict)
+    # Its own registry per app (several apps can live in one process); on/off from settings.
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(enabled=self.settings.metrics_enabled)
 
 
 @dataclass
@@ -157,6 +163,7 @@ def create_app(resources: Resources) -> Wiring:
     from streams.agents import wire_agents  # late imports: agents need the wiring
     from streams.dispatch_agent import wire_dispatch
     from streams.web.api import wire_api
+    from streams.web.carer_page import wire_carer_page
     from streams.web.deliveries import wire_deliveries
     from streams.web.responders import wire_responders
     from streams.web.twilio_status import wire_twilio_status
@@ -165,5 +172,9 @@ def create_app(resources: Resources) -> Wiring:
     wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
     wire_deliveries(wiring, resources)
+    wire_carer_page(wiring, resources)
     wire_responders(wiring, resources, wire_api(wiring, resources))
+    from streams.web.metrics import wire_metrics
+
+    wire_metrics(wiring, resources)
     return wiring

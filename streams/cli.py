@@ -72,7 +72,10 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
     level = (loglevel or settings.log_level).upper()
     # Our redacting structlog pipeline owns stdlib logging; Faust must not replace it.
     configure_logging(settings.log_format, level)
-    wk = faust.Worker(wiring.app, loglevel=level, override_logging=False)
+    json_logs = settings.log_format == "json"
+    wk = faust.Worker(wiring.app, loglevel=level, override_logging=False, quiet=json_logs)
+    if json_logs:
+        wk.spinner = None  # its progress characters would break the one-JSON-object-a-line stream
     wk.execute_from_commandline()
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from structlog.contextvars import bound_contextvars
 
 from alerts.delivery_log import (
     Delivery,
@@ -46,7 +47,8 @@ from streams.due_index import DueEntry
 from streams.faust_context import event_context
 from streams.sending import send_durably
 from streams.timers import TimerState, wire_timer
-from telemetry.logging import get_logger
+from telemetry.logging import episode_code_of, get_logger
+from telemetry.metrics import notification_outcome, receipt_outcome
 
 log = get_logger("missing_alerts.dispatch")
 
@@ -60,7 +62,8 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
     )
     rng = random.Random()
     limit = asyncio.Semaphore(settings.dispatch_concurrency)
-    timer = TimerState("dispatch-retry")
+    metrics = r.metrics
+    timer = TimerState("dispatch-retry", metrics=metrics)
 
     def delivery_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
         retry_at, child = decode_header(value)
@@ -112,6 +115,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
         now = clock.now()
         followups = fallback_alerts(delivery, now)
         await send_durably([(w.alerts, a.child_ref.encode(), a) for a in followups])
+        metrics.notification(delivery.notification.channel.value, "fallback")
         log.warning(
             "delivery failed, fallback sent",
             episode_code=delivery.notification.episode_code,
@@ -125,8 +129,21 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
     async def attempt(
         event: Any, notification: Notification, alert: Alert, previous: Delivery | None
     ) -> None:
+        # Each attempt runs in its own task (gather), so this binding reaches every log line
+        # of this notification, the notifier's and send_durably's included, and no other.
+        with bound_contextvars(
+            episode_code=notification.episode_code, child_ref=notification.child_ref
+        ):
+            await _attempt(event, notification, alert, previous)
+
+    async def _attempt(
+        event: Any, notification: Notification, alert: Alert, previous: Delivery | None
+    ) -> None:
         notifier = r.notifiers[notification.channel]
+        channel = notification.channel.value
         async with limit:
+            if previous is None:
+                metrics.handed_off(alert, channel, clock.now())
             try:
                 result = await notifier.send(notification)
             except Exception as exc:  # a notifier bug is a failed attempt, not a dead stream
@@ -134,6 +151,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
         delivery = after_attempt(
             notification, alert, previous, result, now=clock.now(), policy=retry_policy, rng=rng
         )
+        metrics.notification(channel, notification_outcome(delivery.status))
         store(event, await with_fallback(delivery))
         log.info(
             "notification attempted",
@@ -156,15 +174,23 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
     async def on_receipt(event: Any, receipt: DeliveryReceipt) -> None:
         current = existing(receipt.notification_id)
         if current is None:
-            log.warning("receipt for unknown notification", child_ref=receipt.child_ref)
+            log.warning(
+                "receipt for unknown notification",
+                episode_code=episode_code_of(receipt.notification_id),
+                child_ref=receipt.child_ref,
+            )
             return
         updated = apply_receipt(current, receipt.status.value, receipt.error_code, clock.now())
         if updated is not None:
+            outcome = receipt_outcome(updated.status)
+            if outcome is not None:
+                metrics.notification(updated.notification.channel.value, outcome)
             store(event, await with_fallback(updated))
 
     def dead_letter(event: Any, exc: ValidationError) -> tuple[Any, bytes | None, DeadLetter]:
         msg = event.message
         log.warning("dispatch input dead-lettered", topic=msg.topic, offset=msg.offset)
+        metrics.dead_letter("dispatch", "invalid_dispatch_input")
         return (
             w.dead_letters,
             event.key,
@@ -203,7 +229,9 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
                         link_ttl=timedelta(seconds=settings.link_ttl_s),
                     ):
                         if n.notification_id in claimed or existing(n.notification_id):
-                            continue  # already sent (or being sent) for this step: never twice
+                            # already sent (or being sent) for this step: never twice
+                            metrics.notification(n.channel.value, "deduplicated")
+                            continue
                         claimed.add(n.notification_id)
                         attempts.append(attempt(event, n, item, None))
                 elif isinstance(item, RetryDue):

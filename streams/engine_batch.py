@@ -8,6 +8,7 @@ table. A crash before the write replays the batch; a crash after it has nothing 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from schemas.records import EpisodeRecord
 from streams.decode import Rejection, decode_input
 from streams.episodes import machine
 from streams.episodes.state import ChildState
-from streams.table_codec import decode_state, encode_entry
+from streams.table_codec import decode_state, encode_entry, open_label
 
 
 @dataclass
@@ -32,6 +33,9 @@ class Write:
 
     def entry(self) -> bytes:
         return encode_entry(self.state, self.due_at, self.due_code)
+
+    def open_label(self) -> tuple[str, str] | None:
+        return open_label(self.state)
 
 
 @dataclass
@@ -50,6 +54,10 @@ class BatchResult:
     applied: int = 0
     opened: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (event, code, child)
     profiles: list[tuple[Any, bytes, str]] = field(default_factory=list)  # (event, child, LA)
+    # For metrics: applied events by type, and alert id -> (type, occurred_at) of the input
+    # that fired it (escalation lateness counts from it when it made the step due).
+    accepted: Counter[str] = field(default_factory=Counter)
+    triggers: dict[str, tuple[str, datetime]] = field(default_factory=dict)
 
 
 def process_batch(
@@ -84,6 +92,9 @@ def process_batch(
         if isinstance(decoded, ChildProfile) and new_state.profile == decoded:
             result.profiles.append((event, key, decoded.local_authority))
         result.applied += 1
+        result.accepted[decoded.type] += 1
+        for alert in effects.alerts:
+            result.triggers[alert.alert_id] = (decoded.type, decoded.occurred_at)
         result.alerts += [(key, a) for a in effects.alerts]
         result.records += [(key, r) for r in effects.records]
         result.opened += [

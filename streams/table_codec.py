@@ -1,7 +1,9 @@
 """How a child's state is stored in the episodes table: a one-line header, then the state JSON.
 
 The header carries the next due time and the open episode code, so rebuilding the timer index
-after a rebalance reads one short line per child instead of validating every full state.
+after a rebalance reads one short line per child instead of validating every full state. It also
+carries the open episode's tier and category (``open``), so the same pass can recount the open
+episodes gauge (telemetry.metrics.OpenEpisodes) without parsing the state.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from datetime import datetime
 from streams.episodes.state import ChildState
 
 
+def open_label(state: ChildState) -> tuple[str, str] | None:
+    """(tier, category) of the child's open episode, or None."""
+    episode = state.open_episode
+    return (episode.tier.value, episode.category.value) if episode is not None else None
+
+
 def encode_entry(state: ChildState, due_at: datetime | None, episode_code: str | None) -> bytes:
     header = json.dumps(
-        {"due": due_at.isoformat() if due_at else None, "code": episode_code},
+        {
+            "due": due_at.isoformat() if due_at else None,
+            "code": episode_code,
+            "open": open_label(state),
+        },
         separators=(",", ":"),
     )
     return header.encode() + b"\n" + state.model_dump_json().encode()
@@ -30,3 +42,17 @@ def decode_header(value: bytes) -> tuple[datetime | None, str | None]:
 def decode_state(value: bytes) -> ChildState:
     _, _, body = value.partition(b"\n")
     return ChildState.model_validate_json(body)
+
+
+def decode_open(value: bytes) -> tuple[str, str] | None:
+    """The ``open`` header field; entries written before it existed are read from the body."""
+    line, _, body = value.partition(b"\n")
+    header = json.loads(line)
+    if "open" in header:
+        found = header["open"]
+    else:
+        episode = json.loads(body).get("open_episode")
+        found = [episode.get("tier"), episode.get("category")] if episode else None
+    if not found:
+        return None
+    return str(found[0]), str(found[1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka.partitioner import murmur2
 
@@ -19,6 +19,7 @@ from config.settings import Settings
 from streams.clock import Clock
 from streams.due_index import DueEntry, DueIndex
 from telemetry.logging import get_logger
+from telemetry.metrics import Metrics
 
 log = get_logger("missing_alerts.timer")
 
@@ -28,13 +29,30 @@ def partition_for(key: bytes, partitions: int) -> int:
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
+class RebuildObserver(Protocol):
+    """Sees every table entry of the worker's active partitions during a rebuild: derived
+    per-worker state (the open-episodes gauge) is recounted in the same single pass."""
+
+    def reset(self) -> None: ...
+
+    def add(self, key: bytes, value: bytes) -> None: ...
+
+
 class TimerState:
     """The index, and whether it reflects the table (false from a rebalance to the rebuild)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        metrics: Metrics | None = None,
+        observer: RebuildObserver | None = None,
+    ) -> None:
         self.name = name
         self.index = DueIndex()
         self.valid = False
+        self.metrics = metrics or Metrics.disabled()
+        self.observer = observer
 
 
 def rebuild(
@@ -47,11 +65,17 @@ def rebuild(
 ) -> int:
     """``header(key, value)`` -> (child key for partitioning, due time, tag)."""
     state.index.clear()
+    observer = state.observer
+    if observer is not None:
+        observer.reset()
     for key, value in items:
         child_key, due_at, tag = header(key, value)
         if partition_for(child_key, partitions) in active_partitions:
             state.index.set(key, due_at, tag)
+            if observer is not None:
+                observer.add(key, value)
     state.valid = True
+    state.metrics.timer_rebuilt(state.name)
     return len(state.index)
 
 
@@ -91,5 +115,7 @@ def wire_timer(
             )
             log.info("timer index rebuilt", timer=state.name, scheduled=count)
         now = clock.now()
-        for entry in state.index.pop_due(now, limit=settings.timer_batch):
+        due = state.index.pop_due(now, limit=settings.timer_batch)
+        for entry in due:
             await emit(entry, now)
+        state.metrics.timer_tick(state.name, len(state.index), len(due))

@@ -158,6 +158,7 @@ class Api:
         log.info(
             "api event accepted",
             event_type=getattr(event, "type", "?"),
+            episode_code=getattr(event, "episode_code", None),
             child_ref=child_ref,
             key_id=key.id,
         )

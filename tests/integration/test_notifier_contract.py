@@ -152,7 +152,8 @@ async def test_configured_providers_are_built_and_reach_their_servers(tmp_path: 
                 )
             )
             try:
-                sms_result = await notifiers[Channel.SMS].send(notification(Channel.SMS))
+                sent = notification(Channel.SMS)
+                sms_result = await notifiers[Channel.SMS].send(sent)
                 mail_result = await notifiers[Channel.EMAIL].send(notification(Channel.EMAIL))
             finally:
                 await close_notifiers(notifiers)
@@ -161,7 +162,10 @@ async def test_configured_providers_are_built_and_reach_their_servers(tmp_path: 
                 Outcome.DELIVERED,
             )
             [request] = fake.requests
-            assert request.status_callback == "http://127.0.0.1:6066/v1/webhooks/twilio/status"
+            assert request.status_callback == (
+                "http://127.0.0.1:6066/v1/webhooks/twilio/status"
+                f"?n={sent.notification_id}&c={sent.child_ref}"
+            )
             [message] = smtp.messages
             assert message.mail_from == SENDER
 

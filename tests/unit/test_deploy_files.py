@@ -14,7 +14,7 @@ SERVICES = COMPOSE["services"]
 
 
 def test_services_present() -> None:
-    assert {"kafka", "worker", "prometheus", "mailpit"} <= SERVICES.keys()
+    assert {"kafka", "worker", "prometheus", "grafana", "mailpit"} <= SERVICES.keys()
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:4")
 
 
@@ -22,7 +22,7 @@ def test_worker_waits_for_healthy_dependencies() -> None:
     deps = SERVICES["worker"]["depends_on"]
     assert deps["kafka"]["condition"] == "service_healthy"
     assert deps["mailpit"]["condition"] == "service_healthy"
-    for name in ("kafka", "mailpit", "worker"):
+    for name in ("kafka", "mailpit", "worker", "prometheus", "grafana"):
         assert "test" in SERVICES[name]["healthcheck"], name
 
 
@@ -53,7 +53,45 @@ def test_ports_and_prometheus_target_line_up() -> None:
 
 
 def test_no_secrets_committed_in_compose() -> None:
-    env = SERVICES["worker"]["environment"]
-    for key, value in env.items():
-        if any(s in key for s in ("TOKEN", "PASSWORD", "SECRET")):
-            assert str(value).startswith("${"), key
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if any(s in key for s in ("TOKEN", "PASSWORD", "SECRET")):
+                assert str(value).startswith("${"), (name, key)
+
+
+def _mounts(service: str) -> dict[str, str]:
+    """host path (or volume name) -> container path."""
+    return dict(v.split(":")[:2] for v in SERVICES[service]["volumes"])
+
+
+def test_prometheus_mounts_its_rules_where_its_config_looks_for_them() -> None:
+    mounts = _mounts("prometheus")
+    config = mounts["./deploy/prometheus.yml"]
+    prom = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    config_dir = Path(config).parent
+    for rule_file in prom["rule_files"]:
+        in_container = config_dir / rule_file
+        # Some mount puts the host file at that container path.
+        host = next(
+            (
+                REPO / Path(src) / in_container.relative_to(dst)
+                for src, dst in mounts.items()
+                if in_container.is_relative_to(dst)
+            ),
+            None,
+        )
+        assert host is not None and host.exists(), rule_file
+
+
+def test_grafana_waits_for_prometheus_and_is_provisioned() -> None:
+    grafana = SERVICES["grafana"]
+    assert grafana["image"].startswith("grafana/grafana:")
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    mounts = _mounts("grafana")
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    for src in mounts:
+        if src.startswith("./"):
+            assert (REPO / Path(src)).is_dir(), src
+    assert (REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").exists()
+    assert (REPO / "deploy/grafana/provisioning/dashboards/dashboards.yml").exists()
+    assert "grafana-data" in COMPOSE["volumes"]

@@ -1,0 +1,105 @@
+"""Prometheus on the worker's own web server: ``/metrics``, Faust's sensor, HTTP and lag metrics.
+
+``wire_metrics`` is the one call create_app makes. It puts Faust's own Prometheus sensor
+(faust.sensors.prometheus: messages, table operations, commits, rebalances, producer latency) on
+the pipeline's registry, extended to count requests by route *template* (Faust hands every view
+to its sensor, and a view knows the template it was registered under, so raw paths with episode
+codes or tokens never become labels), and starts a timer that refreshes the consumer-lag gauge.
+With metrics disabled, Faust keeps its default monitor and ``/metrics`` answers an empty page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from aiohttp.web import Response
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client.exposition import choose_encoder
+
+from streams.app import Resources, Wiring
+from telemetry.logging import get_logger
+from telemetry.metrics import FAUST_PREFIX, Metrics, consumer_lag
+
+log = get_logger("missing_alerts.metrics")
+
+METRICS_PATH = "/metrics"
+UNMATCHED_ROUTE = "unmatched"
+
+
+class PipelineMonitor(PrometheusMonitor):  # type: ignore[misc]
+    """Faust's Prometheus sensor plus requests by route template, method and status."""
+
+    def __init__(self, metrics: Any, pipeline: Metrics, **kwargs: Any) -> None:
+        super().__init__(metrics=metrics, **kwargs)
+        self._pipeline = pipeline
+
+    def on_web_request_end(
+        self,
+        app: Any,
+        request: Any,
+        response: Any,
+        state: dict[str, Any],
+        *,
+        view: Any = None,
+    ) -> None:
+        super().on_web_request_end(app, request, response, state, view=view)
+        route = getattr(view, "view_path", None) or UNMATCHED_ROUTE
+        status = response.status if response is not None else 500
+        seconds = float(state.get("latency_end", 0.0))
+        self._pipeline.http_request(route, request.method, status, seconds)
+
+
+async def read_lag(
+    consumer: Any, topics: Iterable[str], *, wait_s: float = 5.0
+) -> dict[tuple[str, int], int]:
+    """End offsets (fresh, one ListOffsets request) and positions of the consumer's assigned
+    partitions of ``topics`` -> lag per (topic, partition). Changelog partitions are left out:
+    active tables write them without reading them back, so their "lag" would only grow."""
+    wanted = set(topics)
+    tps = [tp for tp in consumer.assignment() if tp.topic in wanted]
+    if not tps:
+        return {}
+    ends_raw = await asyncio.wait_for(consumer.highwaters(*tps), wait_s)
+    ends = {(tp.topic, tp.partition): end for tp, end in ends_raw.items()}
+    positions: dict[tuple[str, int], int | None] = {}
+    for tp in tps:
+        try:
+            positions[(tp.topic, tp.partition)] = await asyncio.wait_for(
+                consumer.position(tp), wait_s
+            )
+        except Exception:  # no position yet (being reset), or a timeout: leave it out
+            positions[(tp.topic, tp.partition)] = None
+    return consumer_lag(ends, positions)
+
+
+def wire_metrics(w: Wiring, r: Resources) -> None:
+    metrics = r.metrics
+    registry = metrics.registry
+
+    @w.app.page(METRICS_PATH)
+    class MetricsPage(faust.web.View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            # The format the scraper asks for: OpenMetrics for Prometheus, else text 0.0.4.
+            encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+            return Response(body=encode(registry), headers={"Content-Type": content_type})
+
+    if not metrics.enabled:
+        return
+    w.app.monitor = PipelineMonitor(
+        metrics=FaustMetrics.create(registry, FAUST_PREFIX), pipeline=metrics
+    )
+    topics = [*w.inputs.topics, *w.dispatch_inputs.topics]
+
+    @w.app.timer(interval=r.settings.metrics_lag_interval_s, name="metrics-consumer-lag")
+    async def refresh_consumer_lag() -> None:
+        if w.app.rebalancing:
+            return
+        try:
+            lags = await read_lag(w.app.consumer, topics)
+        except Exception as exc:  # consumer not started, broker away: keep the last values
+            log.debug("consumer lag not refreshed", error=type(exc).__name__)
+            return
+        metrics.set_consumer_lag(lags)
