@@ -98,6 +98,18 @@ def create_app(resources: Resources) -> Wiring:
         key_serializer="raw",
         value_serializer="raw",
     )
+
+    def table(factory: Any, name: str) -> Any:
+        """bytes in, bytes out: values are JSON validated by pydantic on read, so Faust never
+        needs to know the models; partitioned like the child-keyed topics."""
+        return factory(
+            name,
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=bytes,
+            value_type=bytes,
+        )
+
     wiring = Wiring(
         app=app,
         inputs=inputs,
@@ -107,15 +119,7 @@ def create_app(resources: Resources) -> Wiring:
         episode_events=_topic(app, specs["episode_events"], CODEC_NAME),
         dead_letters=_topic(app, specs["dead_letters"], CODEC_NAME),
         due=_topic(app, specs["due"], CODEC_NAME),
-        episodes=app.Table(
-            "episodes",
-            default=None,
-            partitions=settings.topic_partitions,
-            # bytes in, bytes out: the value is ChildState as JSON, validated by pydantic on
-            # read, so Faust never needs to know the model.
-            key_type=bytes,
-            value_type=bytes,
-        ),
+        episodes=table(app.Table, "episodes"),
         # Alerts, receipts and retry events: one channel, so one agent owns the delivery log.
         dispatch_inputs=app.topic(
             specs["alerts"].name,
@@ -128,43 +132,20 @@ def create_app(resources: Resources) -> Wiring:
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
         # Episode code -> child reference on every worker: SMS replies, links and the API name
         # episodes by code, while everything else is keyed (and partitioned) by child.
-        episode_codes=app.GlobalTable(
-            "episode-codes",
-            default=None,
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-        ),
+        episode_codes=table(app.GlobalTable, "episode-codes"),
         # Child -> local authority on every worker, for the API's per-authority access checks.
-        directory=app.GlobalTable(
-            "child-directory",
-            default=None,
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-        ),
+        directory=table(app.GlobalTable, "child-directory"),
         # Episode code -> people sent a message for it (JSON list), for SMS-reply checks.
-        notified=app.GlobalTable(
-            "episode-notified",
-            default=None,
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-        ),
+        notified=table(app.GlobalTable, "episode-notified"),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
-        deliveries=app.Table(
-            "deliveries",
-            default=None,
-            partitions=settings.topic_partitions,
-            key_type=bytes,
-            value_type=bytes,
-        ),
+        deliveries=table(app.Table, "deliveries"),
     )
     from streams.agents import wire_agents  # late imports: agents need the wiring
     from streams.dispatch_agent import wire_dispatch
     from streams.web.api import wire_api
     from streams.web.carer_page import wire_carer_page
     from streams.web.deliveries import wire_deliveries
+    from streams.web.metrics import wire_metrics
     from streams.web.responders import wire_responders
     from streams.web.twilio_status import wire_twilio_status
 
@@ -174,7 +155,5 @@ def create_app(resources: Resources) -> Wiring:
     wire_deliveries(wiring, resources)
     wire_carer_page(wiring, resources)
     wire_responders(wiring, resources, wire_api(wiring, resources))
-    from streams.web.metrics import wire_metrics
-
     wire_metrics(wiring, resources)
     return wiring

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import POLICY_DIR
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.worker import REPO, WorkerProcess, free_port
 
 
@@ -70,6 +71,18 @@ def short_ladder_policy(dest: Path) -> Path:
 def short_policy_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     pipeline_env["MISSING_ALERTS_POLICY_DIR"] = str(short_ladder_policy(tmp_path / "policy"))
     return pipeline_env
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A local HTTP fake of Twilio's REST API, in a thread (the worker is another process)."""
+    fake = FakeTwilio()
+    fake.run_in_thread()
+    try:
+        yield fake
+    finally:
+        fake.release()  # let hung requests finish so the server can stop
+        fake.stop_thread()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ KEYS = {
 
 def secret(name: str) -> str:
     return f"test-secret-{name}"
-
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    fake = FakeTwilio()
-    fake.run_in_thread()
-    try:
-        yield fake
-    finally:
-        fake.stop_thread()
 
 
 @pytest.fixture

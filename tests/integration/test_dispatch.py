@@ -32,17 +32,6 @@ SECRET_NAME, SECRET_ADDRESS = "Jane Example-Private", "1 Hidden Lane"
 
 
 @pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    fake = FakeTwilio()
-    fake.run_in_thread()
-    try:
-        yield fake
-    finally:
-        fake.release()
-        fake.stop_thread()
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpTestServer]:
     server = SmtpTestServer()
     server.start()
