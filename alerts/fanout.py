@@ -6,7 +6,9 @@ checks before sending, so a replayed alert can never produce a second SMS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 from uuid import NAMESPACE_URL, uuid5
 
 from alerts.ack_links import sign_link
@@ -73,3 +75,35 @@ def fan_out(
                 )
             )
     return out
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Something the rota could not do for an alert: an empty slot (a fallback contact stood in)
+    or a person with no address for a channel the step uses (that message can never be sent)."""
+
+    kind: Literal["slot_empty", "no_address"]
+    role: str
+    person_id: str
+    channel: Channel | None = None
+
+
+def rota_gaps(alert: Alert, policy: Policy) -> list[Gap]:
+    recipients = resolve_roles(
+        policy.rota,
+        alert.roles,
+        local_authority=alert.local_authority,
+        police_force=alert.police_force,
+        at=alert.occurred_at,
+    )
+    gaps = [Gap("slot_empty", r.role, r.person_id) for r in recipients if r.fallback]
+    people = [(r.role, r.person_id, r.person) for r in recipients] + [
+        ("named", pid, policy.rota.people[pid])
+        for pid in alert.recipients
+        if pid in policy.rota.people
+    ]
+    for role, pid, person in people:
+        for channel in alert.channels:
+            if not (person.phone if channel is Channel.SMS else person.email):
+                gaps.append(Gap("no_address", role, pid, channel))
+    return gaps

@@ -30,7 +30,7 @@ from alerts.delivery_log import (
     fallback_alerts,
     needs_fallback,
 )
-from alerts.fanout import fan_out
+from alerts.fanout import fan_out, rota_gaps
 from alerts.notifiers.base import Outcome, SendResult
 from alerts.retry import RetryPolicy
 from schemas.alerts import (
@@ -206,6 +206,47 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
             ),
         )
 
+    def report_gaps(event: Any, alert: Alert) -> list[tuple[Any, bytes | None, DeadLetter]]:
+        """Empty rota slots are counted and logged (ops alert on them); a message that can never
+        be sent (no address on that channel) is dead-lettered with the reason."""
+        undeliverable = []
+        for gap in rota_gaps(alert, policy):
+            metrics.rota_gap(gap.role, gap.kind)
+            log.warning(
+                "rota gap",
+                episode_code=alert.episode_code,
+                child_ref=alert.child_ref,
+                role=gap.role,
+                kind=gap.kind,
+                recipient_id=gap.person_id,
+                channel=gap.channel.value if gap.channel else None,
+            )
+            if gap.kind == "no_address" and gap.channel is not None:
+                metrics.dead_letter("dispatch", "undeliverable_no_address")
+                msg = event.message
+                undeliverable.append(
+                    (
+                        w.dead_letters,
+                        event.key,
+                        DeadLetter(
+                            occurred_at=clock.now(),
+                            child_ref=alert.child_ref,
+                            source_topic=msg.topic,
+                            partition=msg.partition,
+                            offset=msg.offset,
+                            reason="undeliverable_no_address",
+                            errors=[
+                                {
+                                    "field": f"rota.people.{gap.person_id}",
+                                    "message": f"no address for {gap.channel.value}",
+                                }
+                            ],
+                            payload=alert.model_dump_json(),
+                        ),
+                    )
+                )
+        return undeliverable
+
     @w.app.agent(w.dispatch_inputs, name="dispatch")
     async def dispatch(stream: Any) -> None:
         async for events in stream.take_events(
@@ -221,6 +262,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
                     rejects.append(dead_letter(event, exc))
                     continue
                 if isinstance(item, Alert):
+                    rejects += report_gaps(event, item)
                     for n in fan_out(
                         item,
                         policy,

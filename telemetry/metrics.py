@@ -36,6 +36,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from config.policy import Role
 from schemas.alerts import Alert, AlertKind, Channel
 from schemas.common import Category, Tier
 from schemas.events import InputEvent
@@ -84,7 +85,13 @@ TWILIO_CALLBACK_OUTCOMES: Final = (
 INVALID_REASONS: Final = frozenset(
     {"empty_value", "invalid_event", "missing_key", "key_mismatch", "occurred_at_in_future"}
 )
-DEAD_LETTER_REASONS: Final = (*sorted(INVALID_REASONS), "engine_error", "invalid_dispatch_input")
+DEAD_LETTER_REASONS: Final = (
+    *sorted(INVALID_REASONS),
+    "engine_error",
+    "invalid_dispatch_input",
+    "undeliverable_no_address",
+)
+ROTA_GAP_KINDS: Final = ("slot_empty", "no_address")
 
 # reported_at -> notifier hand-off. The first message of an episode should leave within
 # milliseconds to seconds; later ladder steps are hours after the report, hence the long tail.
@@ -423,6 +430,13 @@ class Metrics:
             ["outcome"],
             registry=reg,
         )
+        self.rota_gaps = Counter(
+            f"{ns}_rota_gaps",
+            "Alerts that met an empty rota slot (fallback contact used) or a person with no "
+            "address for a channel, by role and kind.",
+            ["role", "kind"],
+            registry=reg,
+        )
         self._open: OpenEpisodes | None = None
         if enabled:
             self._zero_known_series()
@@ -517,6 +531,11 @@ class Metrics:
         self.dispatch_latency.labels(channel=ch).observe(
             max(0.0, (now - alert.occurred_at).total_seconds())
         )
+
+    def rota_gap(self, role: str, kind: str) -> None:
+        if self.enabled:
+            role_label = bounded(role, [*(r.value for r in Role), "named"])
+            self.rota_gaps.labels(role=role_label, kind=bounded(kind, ROTA_GAP_KINDS)).inc()
 
     def dead_letter(self, stage: str, reason: str) -> None:
         if self.enabled:

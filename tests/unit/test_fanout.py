@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from alerts.ack_links import verify_link
-from alerts.fanout import fan_out
+from alerts.fanout import Gap, fan_out, rota_gaps
 from config import load_policy
+from config.policy import Person, Policy, Role, Slot
 from config.settings import POLICY_DIR
 from schemas.alerts import Alert, AlertKind, Channel
 from schemas.common import Category, Tier
@@ -90,3 +91,26 @@ def test_missing_profile_is_said() -> None:
         alert(profile_missing=True, initials=None), POLICY, base_url="https://x", link_secret=SECRET
     )
     assert all("NO PROFILE" in n.body or "No Philomena profile" in n.body for n in notes)
+
+
+def test_rota_gaps_report_empty_slots_and_missing_addresses() -> None:
+    assert rota_gaps(alert(), POLICY) == []
+    people = dict(POLICY.rota.people)
+    people["pl-1"] = Person(display_name="Liaison, no email", phone="+447700900105")
+    la = POLICY.rota.local_authorities["LA-EXAMPLE"].model_copy(
+        update={"roles": {Role.DUTY_SOCIAL_WORKER: Slot()}}
+    )
+    rota = POLICY.rota.model_copy(
+        update={"people": people, "local_authorities": {"LA-EXAMPLE": la}}
+    )
+    policy = Policy(POLICY.risk, POLICY.escalation, rota, POLICY.templates)
+    gaps = rota_gaps(alert(), policy)
+    assert Gap("slot_empty", "duty_social_worker", "edt") in gaps
+    assert Gap("no_address", "police_liaison", "pl-1", Channel.EMAIL) in gaps
+    # The message that can be sent still goes: SMS to the liaison, both to the fallback.
+    ids = {
+        n.notification_id
+        for n in fan_out(alert(), policy, base_url="https://x", link_secret=SECRET)
+    }
+    assert "K7Q2MD:high-t0:pl-1:sms" in ids and "K7Q2MD:high-t0:pl-1:email" not in ids
+    assert {"K7Q2MD:high-t0:edt:sms", "K7Q2MD:high-t0:edt:email"} <= ids
