@@ -1,0 +1,414 @@
+"""Scenario 1: events/s through the episode engine on a pre-produced backlog, against a plain
+aiokafka consume -> json.loads -> produce loop on the same broker, records and partitions.
+
+How it is timed (the same way for both, from Kafka record timestamps, i.e. the producing
+process's clock on this machine):
+
+- start = the first output record (smallest CreateTime over the pipeline's output topics);
+- end = for the engine, the ``ignored``/``no_open_episode`` audit record of a sentinel event
+  produced last on every partition (one return naming no episode, for a child with none);
+  records of a partition are processed in order, so when all sentinel records exist, the whole
+  backlog has been applied and its effects acknowledged. For the baseline, the last output
+  record. This is exact to the millisecond, unlike waiting for committed offsets, which Faust
+  commits only every few seconds (the commit lag is reported separately as a cross-check);
+- events/s = (backlog - batch bound) / (end - start): the first batch was processed before
+  the first output existed, so it is not counted (conservative by at most 0.25 %).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench import domain_ceiling, profile
+from bench.harness import (
+    PY,
+    REPO,
+    Bench,
+    CpuWatch,
+    TopicTail,
+    Worker,
+    changelog_topic,
+    create_topics,
+    end_offsets,
+    first_timestamp_ms,
+    keys_per_partition,
+    log,
+    produce_fast,
+    read_topic,
+    register_pid,
+    topic,
+    unregister_pid,
+    wait_caught_up,
+)
+from bench.report import env_summary
+from bench.results import Figure, Result, at_least
+from bench.workload import encode, mixed_backlog, sentinels, validate_sample
+
+NAME = "engine_throughput"
+SENTINEL_PREFIX = "zz-sentinel-"
+TARGET_RATE = 10_000.0
+TARGET_RATIO = 0.3
+DEFAULT_BATCH = 500
+
+
+async def _produce_backlog(
+    env: dict[str, str], events: int, children: int
+) -> tuple[int, Counter[str], float]:
+    """Backlog + one sentinel per partition (last). Returns (records, mix, seconds)."""
+    backlog, mix = mixed_backlog(events, children)
+    validate_sample(backlog)
+    partitions = int(env["MISSING_ALERTS_TOPIC_PARTITIONS"])
+    backlog += sentinels(keys_per_partition(partitions, SENTINEL_PREFIX))
+    await create_topics(env)
+    seconds = await produce_fast(
+        env["MISSING_ALERTS_KAFKA_BOOTSTRAP"], topic(env, "events"), (encode(e) for e in backlog)
+    )
+    return len(backlog), Counter(mix.counts), seconds
+
+
+async def _count(bootstrap: str, topic_name: str) -> int:
+    try:
+        return sum((await end_offsets(bootstrap, [topic_name])).values())
+    except Exception:
+        return 0
+
+
+async def prepare(
+    bench: Bench, name: str, events: int, children: int, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A fresh pipeline (own topics and group) with the backlog produced on its events topic."""
+    env = bench.env(name, **(extra_env or {}))
+    records, mix, produce_s = await _produce_backlog(env, events, children)
+    log(f"{name}: produced {records:,} records in {produce_s:.1f}s")
+    return {"name": name, "env": env, "records": records, "mix": dict(mix)}
+
+
+async def run_engine(
+    bench: Bench,
+    prepared: dict[str, Any],
+    *,
+    within: float,
+    profiler: profile.Profiler | None = None,
+) -> dict[str, Any]:
+    """One worker over a prepared backlog; returns the measurement."""
+    name, env, records = prepared["name"], prepared["env"], prepared["records"]
+    bootstrap = env["MISSING_ALERTS_KAFKA_BOOTSTRAP"]
+    batch_max = int(env.get("MISSING_ALERTS_ENGINE_BATCH_MAX", DEFAULT_BATCH))
+    partitions = int(env["MISSING_ALERTS_TOPIC_PARTITIONS"])
+    sentinel_keys = {k.encode() for k in keys_per_partition(partitions, SENTINEL_PREFIX)}
+    tail = TopicTail(bootstrap, [topic(env, "episode-events")], lambda k, _v: k in sentinel_keys)
+    await tail.start()
+    worker = Worker(env, bench.root / name / "worker.log")
+    worker.start()
+    try:
+        ready_s = await worker.wait_ready()
+        watch = CpuWatch([worker.pid, *bench.our_pids()])
+        cpu0 = worker.cpu_s()
+        if profiler is not None:
+            profiler.attach(worker.pid)
+        done = await tail.wait_for(len(sentinel_keys), within, worker)
+        cpu1 = worker.cpu_s()
+        cpu = watch.result()
+        if profiler is not None:
+            profiler.wait()
+        if not done:
+            raise TimeoutError(f"{name}: backlog not processed within {within:.0f}s")
+        end_ms = max(r.timestamp_ms for r in tail.records)
+        seen_end = time.monotonic()
+        outputs = [topic(env, "episode-events"), topic(env, "alerts"), changelog_topic(env)]
+        starts = [await first_timestamp_ms(bootstrap, t) for t in outputs]
+        start_ms = min(s for s in starts if s is not None)
+        # Cross-check: the consumer group's committed offsets reach the end of the backlog.
+        commit_lag: float | None
+        try:
+            caught = await wait_caught_up(
+                bootstrap,
+                env["MISSING_ALERTS_APP_ID"],
+                [topic(env, "events")],
+                within=30,
+                poll=0.2,
+                worker=worker,
+            )
+            commit_lag = caught - seen_end
+        except TimeoutError:
+            commit_lag = None
+        dead = await _count(bootstrap, topic(env, "dead-letters"))
+        alerts = await _count(bootstrap, topic(env, "alerts"))
+        audit = await _count(bootstrap, topic(env, "episode-events"))
+        rss = worker.rss_mb()
+    finally:
+        await tail.stop()
+        worker.stop()
+    seconds = (end_ms - start_ms) / 1000
+    counted = records - min(batch_max, records)
+    return {
+        **prepared,
+        "counted": counted,
+        "seconds": seconds,
+        "rate": counted / seconds if seconds > 0 else None,
+        "ready_s": ready_s,
+        "cpu_per_event_us": (cpu1 - cpu0) / records * 1e6,
+        "worker_cores": (cpu1 - cpu0) / max(1e-6, cpu["elapsed_s"]),
+        "cpu": cpu,
+        "commit_lag_s": commit_lag,
+        "dead_letters": dead,
+        "alerts": alerts,
+        "audit_records": audit,
+        "rss_mb": rss,
+        "batch_max": batch_max,
+    }
+
+
+async def run_baseline(bench: Bench, env: dict[str, str], records: int, tag: str) -> dict[str, Any]:
+    """The plain loop as its own process over the engine run's events topic."""
+    bootstrap = env["MISSING_ALERTS_KAFKA_BOOTSTRAP"]
+    sink = topic(env, f"baseline-{tag}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions = int(env["MISSING_ALERTS_TOPIC_PARTITIONS"])
+        await admin.create_topics([NewTopic(sink, partitions, 1)])
+    finally:
+        await admin.close()
+    group = f"{env['MISSING_ALERTS_APP_ID']}-baseline-{tag}"
+    cmd = [
+        PY,
+        "-m",
+        "bench.baseline_loop",
+        "--bootstrap",
+        bootstrap,
+        "--source",
+        topic(env, "events"),
+        "--sink",
+        sink,
+        "--group",
+        group,
+        "--expect",
+        str(records),
+        "--batch",
+        str(DEFAULT_BATCH),
+    ]
+    watch = CpuWatch(bench.our_pids())
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    register_pid(proc.pid)
+    watch.add(proc.pid)
+    communicate = asyncio.create_task(proc.communicate())
+    while not communicate.done():
+        watch.sample()  # an exited process keeps its last reading
+        await asyncio.wait([communicate], timeout=0.1)
+    out, err = communicate.result()
+    unregister_pid(proc.pid)
+    if proc.returncode != 0:
+        raise RuntimeError(f"baseline loop failed: {err.decode()[-2000:]}")
+    own = json.loads(out.decode().strip().splitlines()[-1])
+    cpu = watch.result()
+    outputs = await read_topic(bootstrap, sink)
+    stamps = [r.timestamp_ms for r in outputs]
+    seconds = (max(stamps) - min(stamps)) / 1000
+    counted = records - DEFAULT_BATCH
+    return {
+        "tag": tag,
+        "records": len(outputs),
+        "seconds": seconds,
+        "rate": counted / seconds if seconds > 0 else None,
+        "own_rate": own["records"] / max(1e-6, own["last_ack"] - own["first_send"]),
+        "cpu_per_event_us": own.get("cpu_s", 0.0) / max(1, records) * 1e6,
+        "cpu": cpu,
+    }
+
+
+def _fmt_mix(mix: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
+
+
+async def run(bench: Bench, opts: Any) -> Result:
+    res = Result(NAME, "Engine throughput vs a plain aiokafka loop")
+    timeout = max(180.0, opts.throughput_events / 300)
+    main_name = "throughput"
+    # The backlog is produced once per engine run (fresh topics); the baseline reads the main
+    # run's events topic, so it sees the very same records, partitions and broker.
+    prepared = await prepare(bench, main_name, opts.throughput_events, opts.throughput_children)
+    env = prepared["env"]
+    # Baseline passes bracket the engine run in time: their spread shows how steady the
+    # machine was while the engine ran.
+    log("engine_throughput: baseline loop, pass 1 (before the engine)")
+    base_before = await run_baseline(bench, env, prepared["records"], "before")
+    log("engine_throughput: engine run (default batching)")
+    main = await run_engine(bench, prepared, within=timeout)
+    log("engine_throughput: baseline loop, pass 2 (after the engine)")
+    base_after = await run_baseline(bench, env, prepared["records"], "after")
+    bases = [b["rate"] for b in (base_before, base_after) if b["rate"]]
+    baseline = sum(bases) / len(bases) if bases else None
+
+    b1: dict[str, Any] | None = None
+    if opts.batch1_events > 0:
+        log("engine_throughput: engine run with MISSING_ALERTS_ENGINE_BATCH_MAX=1")
+        p1 = await prepare(
+            bench,
+            "throughput-batch1",
+            opts.batch1_events,
+            max(1, opts.batch1_events // 10),
+            {"MISSING_ALERTS_ENGINE_BATCH_MAX": "1"},
+        )
+        b1 = await run_engine(bench, p1, within=max(120.0, opts.batch1_events / 100))
+    extra: dict[str, Any] | None = None
+    if opts.metrics_off:
+        log("engine_throughput: engine run with MISSING_ALERTS_METRICS_ENABLED=false")
+        p2 = await prepare(
+            bench,
+            "throughput-nometrics",
+            opts.throughput_events,
+            opts.throughput_children,
+            {"MISSING_ALERTS_METRICS_ENABLED": "false"},
+        )
+        extra = await run_engine(bench, p2, within=timeout)
+
+    rate = main["rate"]
+    res.add(
+        Figure(
+            "engine, default batching (per worker)",
+            rate,
+            "events/s",
+            f">= {TARGET_RATE:,.0f} events/s",
+            at_least(rate, TARGET_RATE),
+        )
+    )
+    res.add(
+        Figure(
+            "baseline: aiokafka consume -> json.loads -> produce",
+            baseline,
+            "events/s",
+            note="passes before / after the engine: " + " / ".join(f"{b:,.0f}" for b in bases),
+        )
+    )
+    ratio = rate / baseline if rate and baseline else None
+    res.add(
+        Figure(
+            "engine / baseline",
+            ratio,
+            "ratio",
+            f">= {TARGET_RATIO}",
+            at_least(ratio, 0.3),
+            "{:.3f}",
+        )
+    )
+    if b1 is not None:
+        res.add(Figure("engine, MISSING_ALERTS_ENGINE_BATCH_MAX=1", b1["rate"], "events/s"))
+        gain = rate / b1["rate"] if rate and b1["rate"] else None
+        res.add(Figure("batching gain (default / batch 1)", gain, "x", fmt="{:.2f}"))
+    if extra is not None:
+        res.add(Figure("engine, metrics disabled", extra["rate"], "events/s"))
+        if extra["rate"] and rate:
+            res.add(Figure("metrics cost (1 - on/off)", 1 - rate / extra["rate"], "", fmt="{:.1%}"))
+    res.add(
+        Figure(
+            "engine CPU per event (default batching)", main["cpu_per_event_us"], "us", fmt="{:,.0f}"
+        )
+    )
+    res.add(
+        Figure(
+            "baseline CPU per event", base_before["cpu_per_event_us"] or None, "us", fmt="{:,.0f}"
+        )
+    )
+
+    res.settings = {
+        "backlog": f"{main['records']:,} records over {opts.throughput_children:,} children "
+        f"({_fmt_mix(main['mix'])}, + 1 sentinel per partition)",
+        "partitions": env["MISSING_ALERTS_TOPIC_PARTITIONS"],
+        "store": "rocksdb:// (default)",
+        "engine batch": f"MISSING_ALERTS_ENGINE_BATCH_MAX={main['batch_max']} (default), "
+        "ENGINE_BATCH_WITHIN_S default",
+        "baseline": f"one process, aiokafka defaults, acks=all, getmany(max_records="
+        f"{DEFAULT_BATCH}), outputs acknowledged then offsets committed per batch",
+        "log level": "INFO (default), JSON lines to a file",
+        "worker env": env_summary(env),
+    }
+    if b1 is not None:
+        res.settings["batch-1 backlog"] = f"{b1['records']:,} records (smaller: it is slow)"
+    for run_ in [main, b1, extra]:
+        if run_ is None:
+            continue
+        res.cpu[run_["name"]] = run_["cpu"]
+        lag = run_["commit_lag_s"]
+        res.notes.append(
+            f"`{run_['name']}`: {run_['records']:,} records in {run_['seconds']:.1f} s "
+            f"(first output to last sentinel record); worker ready {run_['ready_s']:.1f} s after "
+            f"spawn; worker used {run_['worker_cores']:.2f} cores; "
+            f"{run_['alerts']:,} alerts and {run_['audit_records']:,} audit records produced; "
+            f"{run_['dead_letters']} dead letters; committed offsets reached the end "
+            + (f"{lag:.1f} s after the last sentinel record" if lag is not None else "not in 30 s")
+            + (f"; RSS at the end {run_['rss_mb']:.0f} MB" if run_["rss_mb"] else "")
+            + "."
+        )
+        if run_["dead_letters"]:
+            res.notes.append(f"`{run_['name']}`: the backlog produced dead letters: check it.")
+    for b in (base_before, base_after):
+        res.cpu[f"baseline-{b['tag']}"] = b["cpu"]
+    res.notes.append(
+        "Baseline passes (same events topic as the engine run): "
+        + "; ".join(
+            f"{b['tag']}: {b['records']:,} outputs in {b['seconds']:.1f} s ({b['rate']:,.0f} "
+            f"events/s from topic timestamps, {b['own_rate']:,.0f} by its own clock)"
+            for b in (base_before, base_after)
+        )
+        + "."
+    )
+
+    if opts.domain_ceiling:
+        log("engine_throughput: the pure domain alone (no Kafka), in this process")
+        try:
+            dom = domain_ceiling.measure()
+        except Exception as exc:  # the domain API moved: report, do not lose the run
+            res.notes.append(f"Pure-domain measurement failed: {type(exc).__name__}: {exc}")
+        else:
+            res.add(
+                Figure(
+                    "pure domain alone, children seen for the first time", dom["fresh"], "events/s"
+                )
+            )
+            res.add(
+                Figure(
+                    f"pure domain alone, children with {dom['cap']} remembered event ids",
+                    dom["mature"],
+                    "events/s",
+                    note=f"state {dom['state_bytes']:,.0f} bytes per child",
+                )
+            )
+            res.notes.append(
+                "Pure domain: `streams.engine_batch.process_batch` plus encoding each written "
+                "state, batches of 500 check-ins over a dict, no Kafka/Faust/RocksDB "
+                "(bench/domain_ceiling.py). The backlog above gives each child about ten events, "
+                "so its states are small; a long-known child's state holds the full window of "
+                f"{dom['cap']} event ids ({dom['state_bytes']:,.0f} bytes), and every event "
+                "decodes, deep-copies and re-encodes it."
+            )
+    if opts.profile:
+        prof = profile.Profiler(bench.root / "profile", seconds=opts.profile_seconds)
+        if not prof.available():
+            res.notes.append(
+                "Profile skipped: py-spy is not installed (`.venv/bin/pip install py-spy`)."
+            )
+        else:
+            log("engine_throughput: profiling a separate engine run with py-spy")
+            p3 = await prepare(
+                bench, "throughput-profile", opts.profile_events, max(1, opts.profile_events // 10)
+            )
+            await run_engine(bench, p3, within=max(180.0, opts.profile_events / 200), profiler=prof)
+            res.sections.append(("Where the engine's time goes (py-spy)", prof.report()))
+            if not opts.keep:
+                shutil.rmtree(Path(prof.directory), ignore_errors=True)
+    return res
