@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # batches amortise the wait for Kafka acknowledgements; the wait bounds added latency.
     engine_batch_max: int = Field(default=500, ge=1, le=100_000)
     engine_batch_within_s: float = Field(default=0.005, gt=0, le=5)
+    # Producer batching: a short linger lets one request carry a batch's changelog writes,
+    # alerts and audit records instead of one request each.
+    producer_linger_s: float = Field(default=0.002, ge=0, le=1)
+    producer_max_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024)
     # Dispatch: parallel sends per worker, and the retry schedule for retryable failures.
     dispatch_concurrency: int = Field(default=64, ge=1, le=10_000)
     dispatch_batch_max: int = Field(default=200, ge=1, le=100_000)

@@ -22,6 +22,14 @@ from streams.kafka_clients import faust_broker, faust_credentials
 from streams.topics import TopicSpec, topic_specs
 from telemetry.metrics import Metrics
 
+# Faust's RocksDB defaults (3 x 64 MB write buffers and a large block cache per partition of
+# every table) dominate a worker's memory; state here is small JSON read mostly by key.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 * 1024 * 1024,
+}
+
 
 @dataclass
 class Resources:
@@ -83,6 +91,8 @@ def create_app(resources: Resources) -> Wiring:
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         web_host=settings.web_host,
@@ -108,6 +118,7 @@ def create_app(resources: Resources) -> Wiring:
             partitions=settings.topic_partitions,
             key_type=bytes,
             value_type=bytes,
+            options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
         )
 
     wiring = Wiring(

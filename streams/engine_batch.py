@@ -82,7 +82,7 @@ def process_batch(
             if key not in states:
                 raw = read(key)
                 states[key] = decode_state(raw) if raw else None
-            new_state, effects = machine.apply(states[key], decoded, at, policy)
+            new_state, effects = machine.apply(states[key], decoded, at, policy, reuse_state=True)
             due = machine.next_due(new_state, policy)
         except Exception as exc:  # a bug must not stop the stream: park the event
             error = {"field": "(engine)", "message": type(exc).__name__}

@@ -45,6 +45,7 @@ from streams.episodes.state import (
     Episode,
     Renotify,
     episode_code_for,
+    seen_key,
 )
 
 __all__ = ["Due", "apply", "next_due", "next_due_at"]
@@ -67,12 +68,20 @@ class Due(NamedTuple):
 
 
 def apply(
-    state: ChildState | None, event: InputEvent, now: datetime, policy: Policy
+    state: ChildState | None,
+    event: InputEvent,
+    now: datetime,
+    policy: Policy,
+    *,
+    reuse_state: bool = False,
 ) -> tuple[ChildState, Effects]:
+    """``reuse_state=True`` lets a caller that discards the old state (the engine's batch loop)
+    skip the deep copy; by default the input is never mutated."""
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    current = (
-        state.model_copy(deep=True) if state is not None else ChildState(child_ref=event.child_ref)
-    )
+    if state is None:
+        current = ChildState(child_ref=event.child_ref)
+    else:
+        current = state if reuse_state else state.model_copy(deep=True)
     run = _Run(current, event, now, policy)
     if event.child_ref != current.child_ref:
         run.ignore(NO_EPISODE, "wrong_child")
@@ -231,7 +240,7 @@ def _handle(run: _Run, event: InputEvent) -> None:
 def _is_duplicate(state: ChildState, event: InputEvent) -> bool:
     # Timer events are idempotent by construction; keeping their ids would only push genuine
     # event ids out of the bounded window.
-    return not isinstance(event, TimerDue) and str(event.event_id) in state.seen_event_ids
+    return not isinstance(event, TimerDue) and seen_key(event.event_id) in state.seen_event_ids
 
 
 def _record_duplicate(run: _Run) -> None:
@@ -254,7 +263,7 @@ def _named_episode(event: InputEvent) -> str | None:
 def _remember(state: ChildState, event: InputEvent) -> None:
     if isinstance(event, TimerDue):
         return
-    state.seen_event_ids.append(str(event.event_id))
+    state.seen_event_ids.append(seen_key(event.event_id))
     del state.seen_event_ids[:-SEEN_EVENT_IDS_CAP]
 
 

@@ -29,9 +29,17 @@ CODE_LENGTH = 6
 NO_EPISODE: Final = "NONE"
 
 # Bounds that keep one child's state small however long the child is known to the service.
-SEEN_EVENT_IDS_CAP: Final = 256
+# Replays after a crash or a producer retry arrive within seconds or minutes; 64 ids cover that
+# many times over while keeping every stored state small (it is rewritten on every event).
+SEEN_EVENT_IDS_CAP: Final = 64
 RECENT_EPISODES_CAP: Final = 32
 ACKNOWLEDGERS_CAP: Final = 16
+
+
+def seen_key(event_id: UUID) -> str:
+    """64 bits of the event id: a collision within one child's 64-id window is negligible
+    (~2^-52), and the state stays a few hundred bytes instead of kilobytes."""
+    return event_id.hex[:16]
 
 
 def episode_code_for(child_ref: str, opening_event_id: UUID) -> str:
@@ -106,7 +114,8 @@ class ChildState(BaseModel):
         default_factory=list, description="Closed episodes kept for repeat rules and RHI timers."
     )
     seen_event_ids: list[str] = Field(
-        default_factory=list, description="Bounded window of processed event ids, for dedupe."
+        default_factory=list,
+        description="Bounded window of processed event ids (seen_key form), for dedupe.",
     )
 
     def closed_episode(self, code: str) -> Episode | None:

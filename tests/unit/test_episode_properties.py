@@ -27,6 +27,7 @@ from streams.episodes.state import (
     ChildState,
     Effects,
     Episode,
+    seen_key,
 )
 from tests.unit.episode_helpers import (
     T0,
@@ -231,7 +232,7 @@ def wake_up(world: World, offset_seconds: int) -> datetime:
 
 
 def is_duplicate(state: ChildState | None, event: InputEvent) -> bool:
-    return state is not None and str(event.event_id) in state.seen_event_ids
+    return state is not None and seen_key(event.event_id) in state.seen_event_ids
 
 
 def open_code(state: ChildState | None) -> str | None:
