@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import (
     alert_latency,
+    api_throughput,
     engine_throughput,
     escalation_lateness,
     memory,
@@ -44,11 +45,13 @@ SCENARIOS: dict[str, Scenario] = {
     memory.NAME: memory.run,
     recovery.NAME: recovery.run,
     alert_latency.NAME: alert_latency.run,
+    api_throughput.NAME: api_throughput.run,
 }
 DOC = REPO / "docs" / "BENCHMARKS.md"
 
 # Full-run sizes fit 15 minutes on a 2-core machine; --quick shrinks them for a smoke run.
 QUICK = {
+    "api_seconds": 5.0,
     "throughput_events": 20_000,
     "throughput_children": 2_000,
     "batch1_events": 3_000,
@@ -159,6 +162,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--latency-interval", type=float, default=0.2, help="seconds between absences")
     g.add_argument("--latency-checkins", type=float, default=200.0, help="background per second")
     g.add_argument("--latency-warmup", type=float, default=5.0)
+    g = p.add_argument_group("api_throughput")
+    g.add_argument("--api-clients", type=int, default=50)
+    g.add_argument("--api-seconds", type=float, default=20.0)
+    g.add_argument("--api-warmup", type=float, default=3.0)
+    g.add_argument(
+        "--api-rate", type=float, default=500.0, help="total requests/s (0: back to back)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
