@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 _ACK = re.compile(r"^\s*ack(?:nowledged?)?[\s:.-]*([a-z0-9]{4,12})\s*[.!]?\s*$", re.IGNORECASE)
 
@@ -49,10 +49,6 @@ def verify_link(secret: bytes, token: str, now: datetime) -> LinkClaim | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return claim if claim.expires_at >= int(now.timestamp()) else None
-
-
-def link_expiry(now: datetime, ttl: timedelta) -> datetime:
-    return now + ttl
 
 
 def parse_sms_ack(text: str) -> str | None:

@@ -7,7 +7,6 @@ and stay small: the table holds one of these per child for years.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from datetime import date, datetime
 from typing import Final, Literal
@@ -51,10 +50,6 @@ def episode_code_for(child_ref: str, opening_event_id: UUID) -> str:
         number, idx = divmod(number, len(_CODE_ALPHABET))
         chars.append(_CODE_ALPHABET[idx])
     return "".join(chars)
-
-
-def b32(text: str) -> str:
-    return base64.b32encode(text.encode()).decode().rstrip("=")
 
 
 class Renotify(BaseModel):
