@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.harness import CpuWatch, TopicTail, log, percentile, topic
+from bench.harness import CpuWatch, log, percentile
 from bench.population import MEASURED_STEP, Due, Population, population
 from bench.results import Figure, Result, at_most
 
@@ -31,14 +31,7 @@ async def measure_stage(pop: Population, total: int, opts: Any, res: Result) -> 
     log(f"escalation_lateness: {total:,} open: {background:,} background + {measured:,} due")
     bg_s = await pop.add_background(background)
 
-    keys: set[bytes] = set()
-    marker = f'"step_id":"{MEASURED_STEP}"'.encode()
-    tail = TopicTail(
-        pop.bootstrap,
-        [topic(pop.env, "alerts")],
-        lambda k, v: k in keys and v is not None and marker in v,
-        from_beginning=False,
-    )
+    tail, keys = pop.measured_tail()
     await tail.start()
     try:
         first_due = datetime.now(UTC) + timedelta(seconds=opts.lateness_lead)

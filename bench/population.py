@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.harness import (
     Bench,
+    TopicTail,
     Worker,
     create_topics,
     log,
@@ -148,6 +149,19 @@ class Population:
         await self.wait_applied(within=max(120.0, count / 200))
         self.open += count
         return time.monotonic() - t0
+
+    def measured_tail(self) -> tuple[TopicTail, set[bytes]]:
+        """A tail of the alerts topic keeping only the measured step for the children the
+        caller adds to the returned key set (its due wave), from now on."""
+        keys: set[bytes] = set()
+        marker = f'"step_id":"{MEASURED_STEP}"'.encode()
+        tail = TopicTail(
+            self.bootstrap,
+            [topic(self.env, "alerts")],
+            lambda k, v: k in keys and v is not None and marker in v,
+            from_beginning=False,
+        )
+        return tail, keys
 
     async def add_due(self, count: int, first_due: datetime, spread_s: float) -> list[Due]:
         """``count`` high-risk episodes whose measured step falls due evenly over

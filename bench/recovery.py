@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness import TopicTail, log, topic
-from bench.population import MEASURED_STEP, Population, population
+from bench.harness import log
+from bench.population import Population, population
 from bench.results import Figure, Result
 
 NAME = "recovery"
@@ -30,14 +30,7 @@ NAME = "recovery"
 async def one_restart(pop: Population, opts: Any, *, lose_disk: bool) -> dict[str, Any]:
     assert pop.worker is not None
     worker = pop.worker
-    keys: set[bytes] = set()
-    marker = f'"step_id":"{MEASURED_STEP}"'.encode()
-    tail = TopicTail(
-        pop.bootstrap,
-        [topic(pop.env, "alerts")],
-        lambda k, v: k in keys and v is not None and marker in v,
-        from_beginning=False,
-    )
+    tail, keys = pop.measured_tail()
     await tail.start()
     try:
         first_due = datetime.now(UTC) + timedelta(seconds=opts.recovery_due_in)
