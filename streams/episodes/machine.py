@@ -269,6 +269,8 @@ def _remember(state: ChildState, event: InputEvent) -> None:
 
 def _prune(state: ChildState, now: datetime, policy: Policy) -> None:
     """Keep closed episodes only while a rule can still look at them."""
+    if not state.recent_episodes:
+        return  # most children, most of the time
     windows = (policy.escalation.repeat_episodes.window, policy.risk.medium_previous_window)
     horizon = now - max(windows) - RETENTION_SLACK
     kept = [

@@ -8,6 +8,7 @@ and stay small: the table holds one of these per child for years.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final, Literal
 from uuid import UUID
@@ -122,11 +123,13 @@ class ChildState(BaseModel):
         return max(closed, key=lambda e: (e.returned_at, e.code), default=None)
 
 
-class Effects(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(slots=True)
+class Effects:
+    """What one event asks the outside world to do. A plain dataclass: it is built for every
+    event and never serialised as a whole, so pydantic validation would be pure cost."""
 
-    alerts: list[Alert] = Field(default_factory=list)
-    records: list[EpisodeRecord] = Field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    records: list[EpisodeRecord] = field(default_factory=list)
 
 
 def age_on(dob: date, day: date) -> int:
