@@ -109,7 +109,9 @@ async def run_engine(
     worker = Worker(env, bench.root / name / "worker.log")
     worker.start()
     try:
-        ready_s = await worker.wait_ready()
+        # Measured from spawn: the engine consumes as soon as its own group assigns it
+        # partitions, usually well before Faust logs "Worker ready" (which comes later, as the
+        # rest of the worker starts beside the engine's work).
         watch = CpuWatch([worker.pid, *bench.our_pids()])
         cpu0 = worker.cpu_s()
         if profiler is not None:
@@ -117,6 +119,7 @@ async def run_engine(
         done = await tail.wait_for(len(sentinel_keys), within, worker)
         cpu1 = worker.cpu_s()
         cpu = watch.result()
+        ready_s = await worker.wait_ready()
         if profiler is not None:
             profiler.wait()
         if not done:
@@ -131,7 +134,7 @@ async def run_engine(
         try:
             caught = await wait_caught_up(
                 bootstrap,
-                env["MISSING_ALERTS_APP_ID"],
+                f"{env['MISSING_ALERTS_APP_ID']}-engine",
                 [topic(env, "events")],
                 within=30,
                 poll=0.2,

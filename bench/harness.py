@@ -198,6 +198,20 @@ def kill_all() -> None:
     _PIDS.clear()
 
 
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a worker and its engine process)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
 def proc_rss_mb(pid: int) -> float | None:
     """VmRSS of one process, in MB (10^6 bytes)."""
     try:
@@ -242,14 +256,21 @@ class CpuWatch:
         self.busy0, _ = system_cpu_s()
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
-        for pid in pids:
-            self.add(pid)
+        self.roots = list(pids)
+        for pid in self.roots:
+            for member in proc_tree(pid):
+                self.add(member)
 
-    def add(self, pid: int) -> None:
+    def add(self, pid: int, *, born_after_start: bool = False) -> None:
         if pid not in self.first:
-            self.first[pid] = self.last[pid] = proc_cpu_s(pid)
+            self.first[pid] = 0.0 if born_after_start else proc_cpu_s(pid)
+            self.last[pid] = proc_cpu_s(pid)
 
     def sample(self) -> None:
+        # Children started since (a worker's engine process) count from zero.
+        for root in self.roots:
+            for member in proc_tree(root):
+                self.add(member, born_after_start=True)
         for pid in self.first:
             if Path(f"/proc/{pid}").exists():
                 self.last[pid] = max(self.last[pid], proc_cpu_s(pid))
@@ -349,10 +370,14 @@ class Worker:
         return found[-1] if found else None
 
     def rss_mb(self) -> float | None:
-        return proc_rss_mb(self.pid) if self.alive() else None
+        """The worker and its engine process together."""
+        if not self.alive():
+            return None
+        sizes = [proc_rss_mb(p) for p in proc_tree(self.pid)]
+        return sum(x for x in sizes if x is not None)
 
     def cpu_s(self) -> float:
-        return proc_cpu_s(self.pid) if self.alive() else 0.0
+        return sum(proc_cpu_s(p) for p in proc_tree(self.pid)) if self.alive() else 0.0
 
     def kill(self) -> None:
         """SIGKILL the process group: no shutdown hooks, no final commit."""

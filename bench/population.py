@@ -122,16 +122,19 @@ class Population:
         """Until the worker's group has committed every input (and, optionally, every alert:
         dispatch done). Returns seconds waited."""
         t0 = time.monotonic()
-        topics = [topic(self.env, "events"), topic(self.env, "due")]
+        app_id = self.env["MISSING_ALERTS_APP_ID"]
+        # The engine commits as group "<app id>-engine"; dispatch (Faust) as "<app id>".
+        waits = [(f"{app_id}-engine", [topic(self.env, "events"), topic(self.env, "due")])]
         if alerts:
-            topics.append(topic(self.env, "alerts"))
-        await wait_caught_up(
-            self.bootstrap,
-            self.env["MISSING_ALERTS_APP_ID"],
-            topics,
-            within=within,
-            worker=self.worker,
-        )
+            waits.append((app_id, [topic(self.env, "alerts")]))
+        for group, topics in waits:
+            await wait_caught_up(
+                self.bootstrap,
+                group,
+                topics,
+                within=max(1.0, within - (time.monotonic() - t0)),
+                worker=self.worker,
+            )
         return time.monotonic() - t0
 
     def _child(self) -> str:

@@ -21,31 +21,25 @@ from bench.harness import register
 # (bucket, patterns matched against "function (file)" frames of the whole stack). Order
 # matters: the first matching rule wins, so parts of the engine batch come before the batch.
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("table read (Faust table get -> RocksDB)", ("ManagedUserDict.__getitem__", "Mapping.get")),
+    ("state read (local store get -> RocksDB)", ("StateStore.get", "RocksDBStore.get")),
     ("domain: copy state (model_copy deep=True in apply)", ("BaseModel.model_copy",)),
     ("domain: decode input (pydantic validate_json)", ("decode_input",)),
     ("domain: decode state (table bytes -> ChildState)", ("decode_state",)),
     ("domain: encode state (ChildState -> table bytes)", ("encode_entry", "Write.entry")),
     ("domain: apply + next_due (rest)", ("episodes/machine.py", "episodes/ladder.py")),
     ("domain: batch loop (rest of process_batch)", ("process_batch",)),
-    (
-        "table write (Faust table set, RocksDB write, changelog offset bookkeeping)",
-        (
-            "ManagedUserDict.__setitem__",
-            "Table.__setitem__",
-            "_on_changelog_sent",
-            "set_persisted_offset",
-        ),
-    ),
-    ("effects: send_durably (serialise + hand to producer)", ("send_durably",)),
+    ("state write (RocksDB write batch)", ("RocksDBStore.write",)),
+    ("effects: serialise (batch_output, dead letters)", ("batch_output",)),
+    ("effects: hand to producer, wait for acks", ("produce_durably", "_until_acked")),
+    ("offset commit", ("AIOKafkaConsumer.commit", "commit_offsets")),
     ("logging (structlog / stdlib)", ("structlog", "logging/__init__.py", "log_engine_effects")),
     ("metrics (prometheus / Faust sensors)", ("prometheus", "sensors/", "telemetry/metrics.py")),
     ("dispatch agent", ("dispatch_agent.py", "alerts/")),
-    ("timer scan", ("streams/timers.py", "due_index.py")),
+    ("timer scan", ("streams/timers.py", "due_index.py", "Engine._tick")),
     ("Kafka producer I/O (aiokafka sender, socket writes)", ("aiokafka/producer",)),
     ("Faust producer buffer", ("faust/transport/producer.py",)),
     (
-        "consuming (fetch, decode, hand to stream)",
+        "consuming (fetch, decode records)",
         ("faust/transport/consumer.py", "faust/transport/conductor.py", "aiokafka/consumer"),
     ),
     ("Faust stream plumbing (iterate, take_events, ack)", ("faust/streams.py", "faust/agents")),
@@ -56,6 +50,8 @@ LEAF_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("asyncio event loop (select, callbacks, tasks)", ("asyncio/", "selectors.py")),
     ("other Faust / mode services", ("faust/", "mode/")),
 ]
+
+ENGINE_MAIN = "engine MainThread"
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")
 
@@ -114,6 +110,7 @@ class Profiler:
                 "--rate",
                 str(self.rate),
                 "--threads",
+                "--subprocesses",
                 "--format",
                 "raw",
                 "--output",
@@ -143,10 +140,16 @@ class Profiler:
             if not stack or not count.isdigit():
                 continue
             n = int(count)
+            # With --subprocesses a stack starts "process <pid>:"<cmdline>"", then the thread.
+            process = "worker"
             head, _, rest = stack.partition(";")
-            name = head.split(":", 1)[-1].strip() if head.startswith("thread") else "?"
+            if head.startswith("process"):
+                process = "engine" if "engine_process" in head else "worker"
+                head, _, rest = rest.partition(";")
+            thread = head.split(":", 1)[-1].strip() if head.startswith("thread") else "?"
+            name = f"{process} {thread}"
             threads[name] += n
-            if name == "MainThread":
+            if name == ENGINE_MAIN:
                 buckets[classify(_frames(rest))] += n
         return threads, buckets
 
@@ -154,15 +157,16 @@ class Profiler:
         threads, buckets = self.buckets()
         total = sum(buckets.values())
         if not total:
-            return "py-spy recorded no samples of the main thread."
+            return "py-spy recorded no samples of the engine process's main thread."
         possible = self.seconds * self.rate
         lines = [
             f"A separate engine run on the same kind of backlog, sampled by py-spy for "
-            f"{self.seconds:.0f} s at {self.rate} Hz (`--threads`). The main thread (the event "
-            f"loop running both agents, the tables and the producer) was busy in "
-            f"{total:,} of ~{possible:,.0f} possible samples ({total / possible:.0%}): the engine "
-            "is CPU-bound on one core. Main-thread samples by what they were doing (first "
-            "matching rule of `bench/profile.py`):",
+            f"{self.seconds:.0f} s at {self.rate} Hz (`--threads --subprocesses`). The engine "
+            f"process's main thread (its event loop: consume, apply, produce, store, commit) "
+            f"was busy in {total:,} of ~{possible:,.0f} possible samples "
+            f"({total / possible:.0%}); the worker process's main thread (API, dispatch, Faust) "
+            f"in {threads.get('worker MainThread', 0):,}. Engine main-thread samples by what "
+            "they were doing (first matching rule of `bench/profile.py`):",
             "",
             "| share | bucket |",
             "|---:|---|",
@@ -172,14 +176,12 @@ class Profiler:
         domain = sum(n for b, n in buckets.items() if b.startswith("domain"))
         lines += [
             "",
-            f"The pure domain (decode, apply, encode) is {domain / total:.0%} of the main "
-            f"thread; the remaining {1 - domain / total:.0%} is Faust, aiokafka, RocksDB, "
+            f"The pure domain (decode, apply, encode) is {domain / total:.0%} of the engine's "
+            f"main thread; the remaining {1 - domain / total:.0%} is aiokafka, RocksDB, "
             "logging and metrics around it.",
             "",
             "Other threads (samples): "
-            + ", ".join(
-                f"{name} {n:,}" for name, n in threads.most_common() if name != "MainThread"
-            )
+            + ", ".join(f"{name} {n:,}" for name, n in threads.most_common() if name != ENGINE_MAIN)
             + ".",
         ]
         return "\n".join(lines)

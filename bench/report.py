@@ -22,7 +22,6 @@ WORKER_DEFAULTS = (
     "store",
     "topic_partitions",
     "engine_batch_max",
-    "engine_batch_within_s",
     "timer_interval_s",
     "timer_batch",
     "dispatch_concurrency",

@@ -49,13 +49,17 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:6066"
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    # The engine runs as a child process of the worker (streams/engine_process.py) with a small
+    # internal HTTP port: 0 picks a free one. Other workers reach it at the advertised host
+    # (default: web_host, or this machine's hostname when that is a wildcard address).
+    engine_port: int = Field(default=0, ge=0, le=65535)
+    engine_advertised_host: str | None = None
     # Escalation timer: how often each worker looks for due steps, and how many it emits a tick.
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
     timer_batch: int = Field(default=5000, ge=1)
-    # Engine micro-batches: up to this many records, waiting at most this long for more. Larger
-    # batches amortise the wait for Kafka acknowledgements; the wait bounds added latency.
+    # Engine batches: whatever the consumer has fetched, up to this many records. Larger batches
+    # amortise the wait for Kafka acknowledgements; nothing waits to fill one.
     engine_batch_max: int = Field(default=500, ge=1, le=100_000)
-    engine_batch_within_s: float = Field(default=0.005, gt=0, le=5)
     # Producer batching: a short linger lets one request carry a batch's changelog writes,
     # alerts and audit records instead of one request each.
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)

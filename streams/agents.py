@@ -1,113 +1,82 @@
-"""Thin Faust agents: decode, apply the pure domain, emit. No business rules live here."""
+"""Starts the episode engine beside the worker and watches it.
+
+The engine runs as a child process (streams/engine_process.py: why, and what it serves). The
+worker gives it the same environment, stops it on shutdown (SIGTERM: it finishes its batch,
+commits and leaves its group), and goes down itself if the engine dies, so an orchestrator
+restarts the pair: a worker answering API calls while nothing escalates would be worse.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import contextlib
+import os
+import socket
+import sys
 from typing import Any
 
-from schemas.events import TimerDue
-from schemas.records import DeadLetter
+from mode import Service
+
+from config.settings import Settings
 from streams.app import Resources, Wiring
-from streams.due_index import DueEntry
-from streams.engine_batch import process_batch
-from streams.faust_context import event_context
-from streams.sending import send_durably
-from streams.table_codec import decode_header, decode_open
-from streams.timers import TimerState, wire_timer
-from telemetry.logging import get_logger, log_engine_effects
+from telemetry.logging import get_logger
 
-log = get_logger("missing_alerts.agents")
+log = get_logger("missing_alerts.engine_supervisor")
 
 
-def _payload_text(value: bytes | None, limit: int = 64_000) -> str:
-    return (value or b"")[:limit].decode("utf-8", "replace")
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
-def wire_agents(w: Wiring, r: Resources) -> None:
-    settings, policy, clock = r.settings, r.policy, r.clock
-    metrics = r.metrics
-    timer = TimerState(
-        "escalation", metrics=metrics, observer=metrics.open_episode_tracker(decode_open)
-    )
+class EngineProcess(Service):  # type: ignore[misc]
+    def __init__(self, settings: Settings, app: Any, **kwargs: Any) -> None:
+        self.settings = settings
+        self.app = app
+        host = settings.web_host
+        self.port = settings.engine_port or _free_port(host)
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        self.local_url = f"http://{local}:{self.port}"
+        self.proc: asyncio.subprocess.Process | None = None
+        self._stopping = False
+        super().__init__(**kwargs)
 
-    def episode_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
-        due_at, code = decode_header(value)
-        return key, due_at, code
-
-    async def emit_due(entry: DueEntry, now: datetime) -> None:
-        await w.due.send(
-            key=entry.key,
-            value=TimerDue(
-                occurred_at=now,
-                child_ref=entry.key.decode(),
-                episode_code=entry.tag,
-                due_at=entry.due_at,
-            ),
+    async def on_start(self) -> None:
+        env = {
+            **os.environ,
+            "MISSING_ALERTS_ENGINE_PORT": str(self.port),
+            "MISSING_ALERTS_ENGINE_PARENT": str(os.getpid()),
+            "MISSING_ALERTS_LOG_LEVEL": self.settings.log_level,
+        }
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streams.engine_process", env=env
         )
+        log.info("engine process spawned", pid=self.proc.pid, port=self.port)
+        self.add_future(self._watch())
 
-    wire_timer(
-        w.app,
-        w.episodes,
-        settings,
-        clock,
-        timer,
-        source_topic=settings.topic("events"),
-        header=episode_header,
-        emit=emit_due,
-    )
+    async def _watch(self) -> None:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if not self._stopping:
+            log.error("engine process exited; stopping the worker", exit_code=code)
+            self.app._crash(RuntimeError(f"engine process exited with {code}"))
 
-    def dead_letter(event: Any, reason: str, errors: list[dict[str, str]]) -> DeadLetter:
-        msg = event.message
-        log.warning(
-            "input dead-lettered",
-            reason=reason,
-            fields=[e["field"] for e in errors],
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-        )
-        return DeadLetter(
-            occurred_at=clock.now(),
-            child_ref=_payload_text(event.key, 200) or "unknown",
-            source_topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            reason=reason,
-            errors=errors,
-            payload=_payload_text(event.value),
-        )
+    async def on_stop(self) -> None:
+        self._stopping = True
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
-    @w.app.agent(w.inputs, name="engine")
-    async def engine(stream: Any) -> None:
-        batch_max, within = settings.engine_batch_max, settings.engine_batch_within_s
-        async for events in stream.take_events(batch_max, within):
-            result = process_batch(
-                events,
-                read=w.episodes.get,
-                policy=policy,
-                now=clock.now,
-                skew_tolerance=settings.clock_skew_tolerance,
-            )
-            # Effects first, state second: the new state is written only once Kafka holds
-            # every alert and record it implies. A crash in between replays the batch, which
-            # may repeat an alert (same alert_id, dropped by dispatch) but can never lose one.
-            await send_durably(
-                [(w.alerts, key, alert) for key, alert in result.alerts]
-                + [(w.episode_events, key, rec) for key, rec in result.records]
-                + [
-                    (w.dead_letters, rej.event.key, dead_letter(rej.event, rej.reason, rej.errors))
-                    for rej in result.rejected
-                ]
-            )
-            for opened_by, code, child in result.opened:
-                with event_context(opened_by):
-                    w.episode_codes[code.encode()] = child
-            for profiled_by, child, authority in result.profiles:
-                with event_context(profiled_by):
-                    w.directory[child] = authority.encode()
-            for key, write in result.writes.items():
-                with event_context(write.event):
-                    w.episodes[key] = write.entry()
-                timer.index.set(key, write.due_at, write.due_code)
-            metrics.observe_engine_batch(result)
-            log_engine_effects(log, result.alerts, result.records)
+
+def wire_agents(w: Wiring, r: Resources) -> EngineProcess:
+    engine = EngineProcess(r.settings, w.app)
+    w.app.add_dependency(engine)
+    return engine

@@ -47,14 +47,12 @@ class Resources:
 @dataclass
 class Wiring:
     app: Any
-    inputs: Any
     events: Any
     profiles: Any
     alerts: Any
     episode_events: Any
     dead_letters: Any
     due: Any
-    episodes: Any
     dispatch_inputs: Any
     receipts: Any
     retries: Any
@@ -62,6 +60,7 @@ class Wiring:
     episode_codes: Any
     directory: Any
     notified: Any
+    engine: Any = None  # streams.engine_loop.Engine, set by wire_agents
 
 
 def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
@@ -101,15 +100,8 @@ def create_app(resources: Resources) -> Wiring:
         key_serializer="raw",
         value_serializer="raw",
     )
-    inputs = app.topic(
-        specs["events"].name,
-        specs["due"].name,
-        specs["profiles"].name,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
-    def table(factory: Any, name: str) -> Any:
+    def table(factory: Any, name: str, **extra: Any) -> Any:
         """bytes in, bytes out: values are JSON validated by pydantic on read, so Faust never
         needs to know the models; partitioned like the child-keyed topics."""
         return factory(
@@ -119,18 +111,24 @@ def create_app(resources: Resources) -> Wiring:
             key_type=bytes,
             value_type=bytes,
             options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
+            **extra,
         )
+
+    # Written by the engine straight to their changelogs (it is not a Faust agent), so every
+    # worker must keep reading every partition of them, its "own" ones included. Faust treats
+    # those partitions as active ones, whose records it buffers until 1,000 have come
+    # (recovery_buffer_size) before applying them: an API call naming a fresh episode code
+    # must find it, so each record is applied as it comes.
+    engine_fed = {"synchronize_all_active_partitions": True, "recovery_buffer_size": 1}
 
     wiring = Wiring(
         app=app,
-        inputs=inputs,
         events=_topic(app, specs["events"], CODEC_NAME),
         profiles=_topic(app, specs["profiles"], CODEC_NAME),
         alerts=_topic(app, specs["alerts"], CODEC_NAME),
         episode_events=_topic(app, specs["episode_events"], CODEC_NAME),
         dead_letters=_topic(app, specs["dead_letters"], CODEC_NAME),
         due=_topic(app, specs["due"], CODEC_NAME),
-        episodes=table(app.Table, "episodes"),
         # Alerts, receipts and retry events: one channel, so one agent owns the delivery log.
         dispatch_inputs=app.topic(
             specs["alerts"].name,
@@ -143,9 +141,9 @@ def create_app(resources: Resources) -> Wiring:
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
         # Episode code -> child reference on every worker: SMS replies, links and the API name
         # episodes by code, while everything else is keyed (and partitioned) by child.
-        episode_codes=table(app.GlobalTable, "episode-codes"),
+        episode_codes=table(app.GlobalTable, "episode-codes", **engine_fed),
         # Child -> local authority on every worker, for the API's per-authority access checks.
-        directory=table(app.GlobalTable, "child-directory"),
+        directory=table(app.GlobalTable, "child-directory", **engine_fed),
         # Episode code -> people sent a message for it (JSON list), for SMS-reply checks.
         notified=table(app.GlobalTable, "episode-notified"),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
@@ -160,7 +158,7 @@ def create_app(resources: Resources) -> Wiring:
     from streams.web.responders import wire_responders
     from streams.web.twilio_status import wire_twilio_status
 
-    wire_agents(wiring, resources)
+    wiring.engine = wire_agents(wiring, resources)
     wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
     wire_deliveries(wiring, resources)

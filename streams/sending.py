@@ -1,47 +1,65 @@
 """Send a set of records and do not return until Kafka has acknowledged every one.
 
 The engine writes state only after its effects are durable, so a send that fails (broker down,
-leader moving) is retried here with backoff rather than raised: raising inside a Faust batch
-would still ack the batch and lose the effects. Re-sends may duplicate a record; every record
+leader moving) is retried here with backoff rather than raised: raising inside a batch would
+still move the batch on and lose the effects. Re-sends may duplicate a record; every record
 carries a deterministic id that consumers de-duplicate on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.sending")
 
+Item = TypeVar("Item")
 
-async def send_durably(
-    items: Sequence[tuple[Any, bytes | None, Any]], *, max_backoff_s: float = 5.0
-) -> None:
-    """``items``: (faust topic, key, value). Returns once all are acknowledged."""
-    pending = list(items)
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """A record for a plain aiokafka producer: already serialised, partition optional."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+async def _until_acked(
+    items: Sequence[Item],
+    hand_off: Callable[[Item], Awaitable[Any]],
+    *,
+    max_backoff_s: float,
+) -> list[Any]:
+    """Each item's acknowledgement (e.g. RecordMetadata), in ``items`` order."""
+    acked: dict[int, Any] = {}
+    pending = list(enumerate(items))
     attempt = 0
     while pending:
         # Sequential hand-off keeps per-partition order (an episode's "opened" before "closed");
         # only the waiting for acknowledgements is concurrent.
         futures: list[Any] = []
-        for topic, key, value in pending:
+        for _, item in pending:
             try:
-                futures.append(await topic.send(key=key, value=value))
+                futures.append(await hand_off(item))
             except Exception as exc:
                 failed_now: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 failed_now.set_exception(exc)
                 futures.append(failed_now)
         results = await asyncio.gather(*futures, return_exceptions=True)
-        failed = [
-            item
-            for item, res in zip(pending, results, strict=True)
-            if isinstance(res, BaseException)
-        ]
+        failed = []
+        for (index, item), res in zip(pending, results, strict=True):
+            if isinstance(res, BaseException):
+                failed.append((index, item))
+            else:
+                acked[index] = res
         if not failed:
-            return
+            return [acked[i] for i in range(len(items))]
         attempt += 1
         delay = min(max_backoff_s, 0.1 * 2**attempt)
         first = next(r for r in results if isinstance(r, BaseException))
@@ -53,3 +71,28 @@ async def send_durably(
         )
         await asyncio.sleep(delay)
         pending = failed
+    return [acked[i] for i in range(len(items))]
+
+
+async def send_durably(
+    items: Sequence[tuple[Any, bytes | None, Any]], *, max_backoff_s: float = 5.0
+) -> None:
+    """``items``: (faust topic, key, value). Returns once all are acknowledged."""
+
+    async def hand_off(item: tuple[Any, bytes | None, Any]) -> Any:
+        topic, key, value = item
+        return await topic.send(key=key, value=value)
+
+    await _until_acked(items, hand_off, max_backoff_s=max_backoff_s)
+
+
+async def produce_durably(
+    producer: Any, records: Sequence[OutRecord], *, max_backoff_s: float = 5.0
+) -> list[Any]:
+    """Same guarantee for a plain aiokafka producer; returns each record's metadata (offsets)
+    in ``records`` order."""
+
+    async def hand_off(rec: OutRecord) -> Any:
+        return await producer.send(rec.topic, rec.value, key=rec.key, partition=rec.partition)
+
+    return await _until_acked(records, hand_off, max_backoff_s=max_backoff_s)

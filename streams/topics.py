@@ -23,6 +23,8 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     n = settings.topic_partitions
     week = str(7 * 24 * 3600 * 1000)
     year = str(400 * 24 * 3600 * 1000)
+    app = settings.app_id
+    compact = {"cleanup.policy": "compact"}
     specs = {
         # Inputs from carers' apps, the API and the case system, keyed by child_ref.
         "events": TopicSpec(settings.topic("events"), n, {"retention.ms": week}),
@@ -42,6 +44,13 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         ),
         # Whatever could not be processed, with the reason.
         "dead_letters": TopicSpec(settings.topic("dead-letters"), 1, {"retention.ms": year}),
+        # The engine's state per child (compacted): the source of truth its local store is a
+        # copy of, co-partitioned with events (streams/engine_loop.py).
+        "episodes_changelog": TopicSpec(f"{app}-episodes-changelog", n, compact),
+        # Changelogs of two Faust GlobalTables the engine writes directly: episode code -> child
+        # and child -> local authority, read by every worker's API.
+        "codes_changelog": TopicSpec(f"{app}-episode-codes-changelog", n, compact),
+        "directory_changelog": TopicSpec(f"{app}-child-directory-changelog", n, compact),
     }
     return specs
 

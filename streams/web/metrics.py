@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from aiohttp import ClientError, ClientTimeout
 from aiohttp.web import Response
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client.exposition import choose_encoder
@@ -22,6 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from streams.app import Resources, Wiring
 from telemetry.logging import get_logger
 from telemetry.metrics import FAUST_PREFIX, Metrics, consumer_lag
+from telemetry.metrics_merge import merged_registry
 
 log = get_logger("missing_alerts.metrics")
 
@@ -62,7 +64,10 @@ async def read_lag(
     tps = [tp for tp in consumer.assignment() if tp.topic in wanted]
     if not tps:
         return {}
-    ends_raw = await asyncio.wait_for(consumer.highwaters(*tps), wait_s)
+    # Faust's consumer wraps the request as highwaters(); a plain aiokafka one has end_offsets().
+    fetch_ends = getattr(consumer, "highwaters", None)
+    ends_call = fetch_ends(*tps) if fetch_ends is not None else consumer.end_offsets(tps)
+    ends_raw = await asyncio.wait_for(ends_call, wait_s)
     ends = {(tp.topic, tp.partition): end for tp, end in ends_raw.items()}
     positions: dict[tuple[str, int], int | None] = {}
     for tp in tps:
@@ -84,21 +89,33 @@ def wire_metrics(w: Wiring, r: Resources) -> None:
         async def get(self, request: Any) -> Any:
             # The format the scraper asks for: OpenMetrics for Prometheus, else text 0.0.4.
             encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-            return Response(body=encode(registry), headers={"Content-Type": content_type})
+            if not metrics.enabled:
+                return Response(body=encode(registry), headers={"Content-Type": content_type})
+            engine_text = ""
+            try:  # the engine process's part (streams/engine_process.py)
+                async with w.app.http_client.get(
+                    f"{w.engine.local_url}/metrics", timeout=ClientTimeout(total=3)
+                ) as response:
+                    if response.status == 200:
+                        engine_text = await response.text()
+            except (ClientError, OSError, TimeoutError) as exc:
+                log.warning("engine metrics not reachable", error=type(exc).__name__)
+            view = merged_registry(registry, engine_text)
+            return Response(body=encode(view), headers={"Content-Type": content_type})
 
     if not metrics.enabled:
         return
     w.app.monitor = PipelineMonitor(
         metrics=FaustMetrics.create(registry, FAUST_PREFIX), pipeline=metrics
     )
-    topics = [*w.inputs.topics, *w.dispatch_inputs.topics]
+    dispatch_topics = list(w.dispatch_inputs.topics)
 
     @w.app.timer(interval=r.settings.metrics_lag_interval_s, name="metrics-consumer-lag")
     async def refresh_consumer_lag() -> None:
         if w.app.rebalancing:
             return
         try:
-            lags = await read_lag(w.app.consumer, topics)
+            lags = await read_lag(w.app.consumer, dispatch_topics)
         except Exception as exc:  # consumer not started, broker away: keep the last values
             log.debug("consumer lag not refreshed", error=type(exc).__name__)
             return

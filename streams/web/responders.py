@@ -12,13 +12,14 @@ import json
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+import aiohttp
 import faust
-from faust.exceptions import SameNode
 
 from alerts.ack_links import parse_sms_ack, verify_link
 from alerts.receipts import signature_valid
 from schemas.events import Acknowledgement
 from streams.app import Resources, Wiring
+from streams.engine_process import fetch_state
 from streams.episode_view import episode_view, find_episode
 from streams.table_codec import decode_state
 from streams.web.api import Api, ApiError, problem
@@ -61,12 +62,26 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
                 api.check_child(key, child)
             except ApiError as exc:
                 return problem(self, exc)
-            try:  # served by the worker that owns the child's partition
-                return await w.app.router.route_req(w.episodes.name, child, self.web, request)
-            except SameNode:
-                pass
-            raw = w.episodes.get(child.encode())
-            state = decode_state(raw) if raw else None
+            # The state lives in the engine holding the child's partition: ask the local engine
+            # process, which answers or forwards once to the owner (streams/engine_process.py).
+            try:
+                status, body = await fetch_state(
+                    w.app.http_client, w.engine.local_url, child, settings.link_key
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("engine state not reachable", error=type(exc).__name__)
+                status, body = 503, b""
+            if status == 503:
+                return problem(
+                    self,
+                    ApiError(
+                        503,
+                        "rebalancing",
+                        "episode state is moving between workers",
+                        {"Retry-After": "1"},
+                    ),
+                )
+            state = decode_state(body) if status == 200 else None
             episode = find_episode(state, code.upper()) if state else None
             if state is None or episode is None:
                 return self.json(

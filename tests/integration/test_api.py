@@ -118,7 +118,14 @@ async def open_episode(client: Client, env: dict[str, str], child: str) -> str:
     )
     assert status == 202, body
     alerts = await wait_alerts(env, lambda a: any(x["child_ref"] == child for x in a))
-    return str(next(a["episode_code"] for a in alerts if a["child_ref"] == child))
+    code = str(next(a["episode_code"] for a in alerts if a["child_ref"] == child))
+    # The code reaches every worker's directory through a changelog, a moment after the alert.
+    for _ in range(50):
+        status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    return code
 
 
 async def test_each_write_lands_its_event_on_kafka(client: Client, api_env: dict[str, str]) -> None:

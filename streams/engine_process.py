@@ -1,0 +1,194 @@
+"""The episode engine as its own OS process, started and watched by the worker.
+
+Why a process: the engine is CPU-bound batch work, while the rest of the worker (the HTTP API,
+dispatch, Faust's global tables) is latency-bound. In one process they share one core and one
+event loop, so a 500-record batch delays every API answer behind it, and the engine loses a
+third of its core to the rest (docs/episode-engine.md). As two processes each gets a core.
+
+The worker (parent) runs ``python -m streams.engine_process`` with its own environment plus
+``MISSING_ALERTS_ENGINE_PORT``; the child serves, on that port, only what the parent needs:
+
+- ``GET /internal/state/{child}``: the child's stored state, from this engine if it holds the
+  partition, else forwarded once to the engine that does (the group's owner map); 404 when
+  there is none, 503 while partitions move. Requests carry an HMAC of the path made with the
+  link secret, so the port does not hand child data to whoever can reach it.
+- ``GET /metrics``: the engine's metrics, merged into the worker's own /metrics page.
+
+The child exits when the parent dies (it polls its parent pid), so a SIGKILLed worker never
+leaves an engine behind holding partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import signal
+import sys
+
+from aiohttp import ClientSession, ClientTimeout, web
+from prometheus_client import generate_latest
+
+from config.errors import ConfigError
+from config.policy import load_policy
+from config.settings import Settings, load_settings
+from streams.clock import SystemClock
+from streams.engine_loop import Engine
+from streams.state_store import open_store
+from streams.web.metrics import read_lag
+from telemetry.logging import configure_logging, get_logger
+from telemetry.metrics import Metrics
+
+log = get_logger("missing_alerts.engine_process")
+
+STATE_PATH = "/internal/state/{child}"
+TOKEN_HEADER = "X-Missing-Alerts-Internal"
+ROUTED_HEADER = "X-Missing-Alerts-Routed"
+
+
+def internal_token(key: bytes, path: str) -> str:
+    return hmac.new(key, f"internal:{path}".encode(), hashlib.sha256).hexdigest()
+
+
+def advertised_url(settings: Settings, port: int) -> str:
+    host = settings.engine_advertised_host or settings.web_host
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+async def fetch_state(
+    session: ClientSession, base_url: str, child: str, key: bytes, *, routed: bool = False
+) -> tuple[int, bytes]:
+    """(status, body) of ``GET {base_url}/internal/state/{child}``."""
+    path = STATE_PATH.format(child=child)
+    headers = {TOKEN_HEADER: internal_token(key, path)}
+    if routed:
+        headers[ROUTED_HEADER] = "1"
+    async with session.get(base_url + path, headers=headers) as response:
+        return response.status, await response.read()
+
+
+def build_web(engine: Engine, metrics: Metrics, key: bytes) -> web.Application:
+    app = web.Application()
+    session: dict[str, ClientSession] = {}
+
+    async def state(request: web.Request) -> web.StreamResponse:
+        child = request.match_info["child"]
+        path = STATE_PATH.format(child=child)
+        given = request.headers.get(TOKEN_HEADER, "")
+        if not hmac.compare_digest(given, internal_token(key, path)):
+            return web.Response(status=403, text="forbidden")
+        child_key = child.encode()
+        partition = engine.partition_of(child_key)
+        if partition in engine.owned:
+            raw = engine.store.get(partition, child_key)
+            if raw is None:
+                return web.Response(status=404, text="no state")
+            return web.Response(body=raw, content_type="application/octet-stream")
+        owner = engine.owners.get(partition)
+        if not owner or owner == engine.url or request.headers.get(ROUTED_HEADER):
+            return web.Response(status=503, text="partition moving", headers={"Retry-After": "1"})
+        if "client" not in session:
+            session["client"] = ClientSession(timeout=ClientTimeout(total=5))
+        status, body = await fetch_state(session["client"], owner, child, key, routed=True)
+        return web.Response(status=status, body=body)
+
+    async def metrics_page(_request: web.Request) -> web.StreamResponse:
+        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
+
+    async def close_session(_app: web.Application) -> None:
+        if "client" in session:
+            await session["client"].close()
+
+    app.router.add_get(STATE_PATH, state)
+    app.router.add_get("/metrics", metrics_page)
+    app.on_cleanup.append(close_session)
+    return app
+
+
+async def _refresh_lag(engine: Engine, metrics: Metrics, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        if engine.consumer is None or not engine.ready.is_set():
+            continue
+        try:
+            metrics.set_consumer_lag(await read_lag(engine.consumer, engine.topics.inputs))
+        except Exception as exc:  # broker away: keep the last values
+            log.debug("engine consumer lag not refreshed", error=type(exc).__name__)
+
+
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("worker process gone; engine stopping")
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run(settings: Settings, port: int) -> None:
+    policy = load_policy(settings.policy_dir)
+    metrics = Metrics(enabled=settings.metrics_enabled)
+    store = open_store(settings.store, settings.data_dir / "engine" / settings.app_id)
+    stop = asyncio.Event()
+    crashed: list[BaseException] = []
+
+    def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+        stop.set()
+
+    engine = Engine(
+        settings,
+        policy,
+        SystemClock(),
+        metrics,
+        store,
+        url=advertised_url(settings, port),
+        on_crash=crash,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(build_web(engine, metrics, settings.link_key), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.web_host, port)
+    await site.start()
+    await engine.start()
+    log.info("engine process started", port=port)
+    tasks = [
+        asyncio.create_task(
+            _watch_parent(int(os.environ.get("MISSING_ALERTS_ENGINE_PARENT", os.getppid())), stop)
+        ),
+    ]
+    if metrics.enabled:
+        tasks.append(
+            asyncio.create_task(_refresh_lag(engine, metrics, settings.metrics_lag_interval_s))
+        )
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await engine.stop()
+        await runner.cleanup()
+    if crashed:
+        raise SystemExit(3)
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_format, settings.log_level)
+    port = int(os.environ["MISSING_ALERTS_ENGINE_PORT"])
+    asyncio.run(run(settings, port))
+
+
+if __name__ == "__main__":
+    main()
