@@ -141,9 +141,10 @@ class Profiler:
                 continue
             n = int(count)
             # With --subprocesses a stack starts "process <pid>:"<cmdline>"", then the thread.
+            # (nested: "process <parent>;process <child>;thread ..." for the engine).
             process = "worker"
             head, _, rest = stack.partition(";")
-            if head.startswith("process"):
+            while head.startswith("process"):
                 process = "engine" if "engine_process" in head else "worker"
                 head, _, rest = rest.partition(";")
             thread = head.split(":", 1)[-1].strip() if head.startswith("thread") else "?"

@@ -49,7 +49,7 @@ from streams.due_index import DueEntry
 from streams.engine_batch import BatchResult, process_batch
 from streams.engine_group import owner_assignor
 from streams.kafka_clients import aiokafka_kwargs
-from streams.sending import OutRecord, produce_durably
+from streams.sending import OutRecord, produce_batches_durably
 from streams.state_store import StateStore
 from streams.table_codec import decode_header, decode_open
 from streams.timers import TimerState, partition_for
@@ -174,6 +174,9 @@ class Engine:
         self.store = store
         self.url = url
         self.topics = EngineTopics.from_settings(settings)
+        self.partition_counts = {
+            spec.name: spec.partitions for spec in topic_specs(settings).values()
+        }
         self.timer = TimerState(
             "escalation", metrics=metrics, observer=metrics.open_episode_tracker(decode_open)
         )
@@ -323,14 +326,11 @@ class Engine:
             now=self.clock.now,
             skew_tolerance=self.settings.clock_skew_tolerance,
         )
-        out, states, changelog_at = batch_output(result, self.topics, self.clock.now())
-        acks = await produce_durably(self.producer, out)
-        last_offset: dict[int, int] = {}
-        for index in changelog_at:
-            meta = acks[index]
-            last_offset[meta.partition] = max(last_offset.get(meta.partition, -1), meta.offset)
+        out, states, _ = batch_output(result, self.topics, self.clock.now())
+        last = await produce_batches_durably(self.producer, out, self.partition_counts)
+        changelog = self.topics.state_changelog
         for partition, entries in states.items():
-            store.write(partition, entries, last_offset[partition])
+            store.write(partition, entries, last[(changelog, partition)])
         for key, write in result.writes.items():
             self.timer.index.set(key, write.due_at, write.due_code)
         offsets: dict[TopicPartition, int] = {}

@@ -9,10 +9,11 @@ carries a deterministic id that consumers de-duplicate on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from streams.timers import partition_for
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.sending")
@@ -96,3 +97,66 @@ async def produce_durably(
         return await producer.send(rec.topic, rec.value, key=rec.key, partition=rec.partition)
 
     return await _until_acked(records, hand_off, max_backoff_s=max_backoff_s)
+
+
+def _partitioned(
+    records: Sequence[OutRecord], partition_counts: Mapping[str, int]
+) -> dict[tuple[str, int], list[OutRecord]]:
+    """Records grouped by (topic, partition), in order; a record without a partition goes where
+    the default (murmur2) partitioner would put it, like every other keyed producer here."""
+    groups: dict[tuple[str, int], list[OutRecord]] = {}
+    for rec in records:
+        partition = rec.partition
+        if partition is None:
+            count = partition_counts[rec.topic]
+            partition = 0 if rec.key is None else partition_for(rec.key, count)
+        groups.setdefault((rec.topic, partition), []).append(rec)
+    return groups
+
+
+async def produce_batches_durably(
+    producer: Any,
+    records: Sequence[OutRecord],
+    partition_counts: Mapping[str, int],
+    *,
+    max_backoff_s: float = 5.0,
+) -> dict[tuple[str, int], int]:
+    """The same guarantee as ``produce_durably``, handing the producer one record batch per
+    partition (``send_batch``) instead of one call and one future per record: the engine sends
+    a changelog record per child per batch, and per-record hand-off was a fifth of its CPU.
+
+    Returns the offset of the last record written to each (topic, partition)."""
+    groups = _partitioned(records, partition_counts)
+
+    async def hand_off(item: tuple[tuple[str, int], list[OutRecord]]) -> Any:
+        (topic, partition), recs = item
+        futures = []
+        batch = producer.create_batch()
+        count = 0
+        for rec in recs:
+            if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
+                futures.append(
+                    (await producer.send_batch(batch, topic, partition=partition), count)
+                )
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
+                    raise ValueError(f"record too large for one batch on {topic}")
+            count += 1
+        futures.append((await producer.send_batch(batch, topic, partition=partition), count))
+        return _last_offset(futures)
+
+    acked = await _until_acked(list(groups.items()), hand_off, max_backoff_s=max_backoff_s)
+    return dict(zip(groups.keys(), acked, strict=True))
+
+
+def _last_offset(futures: list[tuple[asyncio.Future[Any], int]]) -> asyncio.Future[int]:
+    """One future for a partition's batches: the offset of its last record once all landed."""
+
+    async def wait() -> int:
+        last = -1
+        for future, count in futures:
+            meta = await future
+            last = meta.offset + count - 1
+        return last
+
+    return asyncio.ensure_future(wait())
