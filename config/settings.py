@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     timer_batch: int = Field(default=5000, ge=1)
     # Engine batches: whatever the consumer has fetched, up to this many records. Larger batches
     # amortise the wait for Kafka acknowledgements; nothing waits to fill one.
-    engine_batch_max: int = Field(default=500, ge=1, le=100_000)
+    engine_batch_max: int = Field(default=1000, ge=1, le=100_000)
     # Producer batching: a short linger lets one request carry a batch's changelog writes,
     # alerts and audit records instead of one request each.
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)
