@@ -11,15 +11,10 @@ import json
 from typing import Any
 
 from faust.serializers import codecs
-from pydantic import BaseModel
+
+from schemas.wire import dumps
 
 CODEC_NAME = "missing-alerts-json"
-
-
-def dumps(obj: Any) -> bytes:
-    if isinstance(obj, BaseModel):
-        return obj.model_dump_json().encode()
-    return json.dumps(obj, separators=(",", ":"), default=str).encode()
 
 
 class PydanticJSONCodec(codecs.Codec):  # type: ignore[misc]

@@ -276,6 +276,9 @@ def wire_dispatch(w: Wiring, r: Resources) -> None:
                             continue
                         claimed.add(n.notification_id)
                         attempts.append(attempt(event, n, item, None))
+                    # Rendering a batch's messages is CPU work with no await in it: yield after
+                    # each alert so API requests on this event loop do not wait behind a batch.
+                    await asyncio.sleep(0)
                 elif isinstance(item, RetryDue):
                     current = existing(item.notification_id)
                     if (

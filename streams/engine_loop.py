@@ -40,9 +40,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from config.policy import Policy
 from config.settings import Settings
-from schemas.codec import dumps
 from schemas.events import TimerDue
 from schemas.records import DeadLetter
+from schemas.wire import dumps
 from streams.changelog_restore import restore_partitions
 from streams.clock import Clock
 from streams.due_index import DueEntry

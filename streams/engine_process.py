@@ -35,8 +35,8 @@ from config.policy import load_policy
 from config.settings import Settings, load_settings
 from streams.clock import SystemClock
 from streams.engine_loop import Engine
+from streams.lag import read_lag
 from streams.state_store import open_store
-from streams.web.metrics import read_lag
 from telemetry.logging import configure_logging, get_logger
 from telemetry.metrics import Metrics
 

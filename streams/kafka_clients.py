@@ -8,8 +8,6 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-import faust
-
 from config.settings import Settings
 
 
@@ -41,6 +39,8 @@ def faust_broker(settings: Settings) -> list[str]:
 
 
 def faust_credentials(settings: Settings) -> Any:
+    import faust  # only the Faust worker needs it; the engine process never imports Faust
+
     ctx = _ssl_context(settings)
     if settings.kafka_sasl_mechanism:
         assert settings.kafka_sasl_password is not None

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from config.settings import Settings
-from schemas.codec import dumps
+from schemas.wire import dumps
 from streams.kafka_clients import aiokafka_kwargs
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 # with a NUL byte.
 _OFFSET_KEY = b"\x00changelog-offset"
 
-# Small buffers: state is small JSON read by key, and several partitions share one process.
-ROCKSDB_WRITE_BUFFER = 4 * 1024 * 1024
+# Small buffers: state is small JSON read by key. One block cache is shared by every partition
+# of the process, so memory does not grow with the partition count.
+ROCKSDB_WRITE_BUFFER = 2 * 1024 * 1024
 ROCKSDB_BLOCK_CACHE = 8 * 1024 * 1024
 
 
@@ -98,6 +99,7 @@ class RocksDBStore(StateStore):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._dbs: dict[int, object] = {}
+        self._cache: object | None = None
 
     def _path(self, partition: int) -> Path:
         return self.directory / f"partition-{partition}"
@@ -118,8 +120,10 @@ class RocksDBStore(StateStore):
         options.create_if_missing(True)
         options.set_write_buffer_size(ROCKSDB_WRITE_BUFFER)
         options.set_max_write_buffer_number(2)
+        if self._cache is None:
+            self._cache = rocksdict.Cache(ROCKSDB_BLOCK_CACHE)
         table = rocksdict.BlockBasedOptions()
-        table.set_block_cache(rocksdict.Cache(ROCKSDB_BLOCK_CACHE))
+        table.set_block_cache(self._cache)  # type: ignore[arg-type]
         options.set_block_based_table_factory(table)
         path = self._path(partition)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,12 @@ def _is_sensitive(key: str, personal: frozenset[str]) -> bool:
     return key in personal or any(hint in lowered for hint in _SECRET_HINTS)
 
 
+_PLAIN: Final = (str, int, float, bool, type(None))
+
+
 def redact_value(value: Any, personal: frozenset[str]) -> Any:
+    if type(value) in _PLAIN:  # most values of most lines: nothing to walk
+        return value
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     if isinstance(value, Mapping):
@@ -49,6 +54,16 @@ def make_redactor(
     personal: frozenset[str] | None = None,
 ) -> structlog.types.Processor:
     fields = personal if personal is not None else personal_field_names()
+    # Log lines reuse a handful of keys: decide each key once.
+    verdicts: dict[str, bool] = {}
+
+    def sensitive(key: str) -> bool:
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = _is_sensitive(key, fields)
+            if len(verdicts) < 4096:  # bounded even if someone logs a dict's keys
+                verdicts[key] = verdict
+        return verdict
 
     def redact(
         _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
@@ -56,7 +71,7 @@ def make_redactor(
         for key in list(event_dict):
             if key == "event":
                 continue
-            if _is_sensitive(key, fields):
+            if sensitive(key):
                 event_dict[key] = REDACTED
             else:
                 event_dict[key] = redact_value(event_dict[key], fields)

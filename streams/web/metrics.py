@@ -10,8 +10,6 @@ With metrics disabled, Faust keeps its default monitor and ``/metrics`` answers 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -21,8 +19,9 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client.exposition import choose_encoder
 
 from streams.app import Resources, Wiring
+from streams.lag import read_lag
 from telemetry.logging import get_logger
-from telemetry.metrics import FAUST_PREFIX, Metrics, consumer_lag
+from telemetry.metrics import FAUST_PREFIX, Metrics
 from telemetry.metrics_merge import merged_registry
 
 log = get_logger("missing_alerts.metrics")
@@ -52,32 +51,6 @@ class PipelineMonitor(PrometheusMonitor):  # type: ignore[misc]
         status = response.status if response is not None else 500
         seconds = float(state.get("latency_end", 0.0))
         self._pipeline.http_request(route, request.method, status, seconds)
-
-
-async def read_lag(
-    consumer: Any, topics: Iterable[str], *, wait_s: float = 5.0
-) -> dict[tuple[str, int], int]:
-    """End offsets (fresh, one ListOffsets request) and positions of the consumer's assigned
-    partitions of ``topics`` -> lag per (topic, partition). Changelog partitions are left out:
-    active tables write them without reading them back, so their "lag" would only grow."""
-    wanted = set(topics)
-    tps = [tp for tp in consumer.assignment() if tp.topic in wanted]
-    if not tps:
-        return {}
-    # Faust's consumer wraps the request as highwaters(); a plain aiokafka one has end_offsets().
-    fetch_ends = getattr(consumer, "highwaters", None)
-    ends_call = fetch_ends(*tps) if fetch_ends is not None else consumer.end_offsets(tps)
-    ends_raw = await asyncio.wait_for(ends_call, wait_s)
-    ends = {(tp.topic, tp.partition): end for tp, end in ends_raw.items()}
-    positions: dict[tuple[str, int], int | None] = {}
-    for tp in tps:
-        try:
-            positions[(tp.topic, tp.partition)] = await asyncio.wait_for(
-                consumer.position(tp), wait_s
-            )
-        except Exception:  # no position yet (being reset), or a timeout: leave it out
-            positions[(tp.topic, tp.partition)] = None
-    return consumer_lag(ends, positions)
 
 
 def wire_metrics(w: Wiring, r: Resources) -> None:

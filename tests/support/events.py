@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from schemas.codec import dumps
 from schemas.common import Category, Reporter, RiskFlag
 from schemas.events import AbsenceReported, Acknowledgement, ChildProfile, ReturnReported
+from schemas.wire import dumps
 
 CARER = Reporter(role="carer", organisation="Example House")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from config import load_policy
 from config.settings import POLICY_DIR
-from schemas.codec import dumps
 from schemas.common import RiskFlag
+from schemas.wire import dumps
 from streams.engine_batch import process_batch
 from streams.table_codec import decode_header, decode_state
 from tests.support import events as ev

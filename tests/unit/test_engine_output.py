@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from schemas.codec import dumps
 from schemas.common import RiskFlag
 from schemas.records import DeadLetter
+from schemas.wire import dumps
 from streams.engine_batch import BatchResult, process_batch
 from streams.engine_loop import EngineTopics, batch_output
 from streams.sending import OutRecord

@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config import load_policy
 from config.settings import POLICY_DIR
-from schemas.codec import dumps
 from schemas.common import RiskFlag
+from schemas.wire import dumps
 from streams.engine_batch import process_batch
 from streams.table_codec import decode_open, encode_entry
 from streams.timers import TimerState, partition_for, rebuild
