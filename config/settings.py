@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Worker garbage collection (streams/gc_tuning.py): freeze survivors this often (0: Python's
+    # default collector, with its 75-90 ms full collections), and do a full one this often.
+    gc_freeze_interval_s: float = Field(default=10.0, ge=0, le=3600)
+    gc_full_interval_s: float = Field(default=600.0, gt=0)
+
     # Prometheus metrics on /metrics (docs/observability.md). Off: no-op recording, empty page;
     # the benchmark compares both to measure what instrumentation costs.
     metrics_enabled: bool = True

@@ -19,6 +19,7 @@ from mode import Service
 
 from config.settings import Settings
 from streams.app import Resources, Wiring
+from streams.gc_tuning import GcPolicy
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.engine_supervisor")
@@ -77,6 +78,14 @@ class EngineProcess(Service):  # type: ignore[misc]
 
 
 def wire_agents(w: Wiring, r: Resources) -> EngineProcess:
+    settings = r.settings
+    if settings.gc_freeze_interval_s > 0:
+        policy = GcPolicy(settings.gc_freeze_interval_s, settings.gc_full_interval_s)
+
+        @w.app.task
+        async def gc_rounds() -> None:
+            await policy.run()
+
     engine = EngineProcess(r.settings, w.app)
     w.app.add_dependency(engine)
     return engine

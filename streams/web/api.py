@@ -29,6 +29,7 @@ from schemas.events import (
 )
 from streams.app import Resources, Wiring
 from streams.decode import field_errors
+from streams.web.api_producer import ApiProducer
 from streams.web.auth import ApiKey, KeyRing, RateLimiter, Scope, bearer, load_keys
 from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
 from streams.web.openapi import build_openapi
@@ -59,6 +60,8 @@ class Api:
 
     def __init__(self, w: Wiring, r: Resources) -> None:
         self.w, self.r, self.settings = w, r, r.settings
+        self.producer = ApiProducer(r.settings)
+        w.app.add_dependency(self.producer)
         self.keys: KeyRing = load_keys(r.settings.resolved_api_keys_file)
         self.limiter = RateLimiter()
         self.replays = IdempotencyCache()
@@ -167,7 +170,7 @@ class Api:
     async def produce(self, topic: Any, child_ref: str, event: BaseModel) -> None:
         try:
             async with asyncio.timeout(self.settings.api_produce_timeout_s):
-                fut = await topic.send(key=child_ref.encode(), value=event)
+                fut = await self.producer.send(topic, event, child_ref)
                 await fut
         except Exception as exc:
             log.warning("api produce failed", error=type(exc).__name__)
