@@ -35,6 +35,7 @@ from config.policy import load_policy
 from config.settings import Settings, load_settings
 from streams.clock import SystemClock
 from streams.engine_loop import Engine
+from streams.gc_tuning import GcPolicy
 from streams.lag import read_lag
 from streams.state_store import open_store
 from telemetry.logging import configure_logging, get_logger
@@ -164,6 +165,10 @@ async def run(settings: Settings, port: int) -> None:
             _watch_parent(int(os.environ.get("MISSING_ALERTS_ENGINE_PARENT", os.getppid())), stop)
         ),
     ]
+    if settings.gc_freeze_interval_s > 0:
+        # Fewer full collections: less CPU spent re-walking long-lived state (streams/gc_tuning).
+        gc_policy = GcPolicy(settings.gc_freeze_interval_s, settings.gc_full_interval_s)
+        tasks.append(asyncio.create_task(gc_policy.run()))
     if metrics.enabled:
         tasks.append(
             asyncio.create_task(_refresh_lag(engine, metrics, settings.metrics_lag_interval_s))
