@@ -93,13 +93,14 @@ def process_batch(
             result.profiles.append((event, key, decoded.local_authority))
         result.applied += 1
         result.accepted[decoded.type] += 1
+        # Most events (check-ins of children with no episode) have no effects at all.
         for alert in effects.alerts:
             result.triggers[alert.alert_id] = (decoded.type, decoded.occurred_at)
-        result.alerts += [(key, a) for a in effects.alerts]
-        result.records += [(key, r) for r in effects.records]
-        result.opened += [
-            (event, r.episode_code, key) for r in effects.records if r.action == "opened"
-        ]
+            result.alerts.append((key, alert))
+        for record in effects.records:
+            result.records.append((key, record))
+            if record.action == "opened":
+                result.opened.append((event, record.episode_code, key))
         due_at, due_code = (due.at, due.episode_code) if due else (None, None)
         result.writes[key] = Write(event, new_state, due_at, due_code)
     return result

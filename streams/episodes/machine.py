@@ -85,13 +85,18 @@ def apply(
     run = _Run(current, event, now, policy)
     if event.child_ref != current.child_ref:
         run.ignore(NO_EPISODE, "wrong_child")
-    elif _is_duplicate(current, event):
-        _record_duplicate(run)
     else:
-        _handle(run, event)
-        _fire_due(run)
-        _remember(current, event)
-        _prune(current, now, policy)
+        # Timer events are idempotent by construction; keeping their ids would only push
+        # genuine event ids out of the bounded window.
+        key = None if isinstance(event, TimerDue) else seen_key(event.event_id)
+        if key is not None and key in current.seen_event_ids:
+            _record_duplicate(run)
+        else:
+            _handle(run, event)
+            _fire_due(run)
+            if key is not None:
+                _remember(current, key)
+            _prune(current, now, policy)
     return current, run.effects
 
 
@@ -237,12 +242,6 @@ def _handle(run: _Run, event: InputEvent) -> None:
             pass  # the catch-up phase fires whatever is due, whichever episode the timer named
 
 
-def _is_duplicate(state: ChildState, event: InputEvent) -> bool:
-    # Timer events are idempotent by construction; keeping their ids would only push genuine
-    # event ids out of the bounded window.
-    return not isinstance(event, TimerDue) and seen_key(event.event_id) in state.seen_event_ids
-
-
 def _record_duplicate(run: _Run) -> None:
     code = _named_episode(run.event) or (
         run.state.open_episode.code if run.state.open_episode else None
@@ -260,11 +259,11 @@ def _named_episode(event: InputEvent) -> str | None:
     return None
 
 
-def _remember(state: ChildState, event: InputEvent) -> None:
-    if isinstance(event, TimerDue):
-        return
-    state.seen_event_ids.append(seen_key(event.event_id))
-    del state.seen_event_ids[:-SEEN_EVENT_IDS_CAP]
+def _remember(state: ChildState, key: str) -> None:
+    ids = state.seen_event_ids
+    ids.append(key)
+    if len(ids) > SEEN_EVENT_IDS_CAP:
+        del ids[:-SEEN_EVENT_IDS_CAP]
 
 
 def _prune(state: ChildState, now: datetime, policy: Policy) -> None:
