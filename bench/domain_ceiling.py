@@ -1,10 +1,10 @@
-"""The engine's pure part alone, in this process: no Kafka, no Faust, no RocksDB.
+"""The engine's pure part alone, in this process: no Kafka, no RocksDB.
 
 ``streams.engine_batch.process_batch`` (decode, apply, next_due) plus encoding each written
-state, over a dict standing in for the table, in batches of 500 like the agent. It is the
+state, over a dict standing in for the store, in batches like the engine's. It is the
 ceiling the engine could reach if everything around the domain were free, measured for
 children seen for the first time and for long-known children, whose state carries the full
-window of remembered event ids (``SEEN_EVENT_IDS_CAP``): every event decodes, copies, and
+window of remembered event ids (``SEEN_EVENT_IDS_CAP``): every event decodes and
 re-encodes that state.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.workload import check_in, encode
 
-BATCH = 500
+BATCH = 1000
 
 
 @dataclass

@@ -9,8 +9,8 @@ process's clock on this machine):
   produced last on every partition (one return naming no episode, for a child with none);
   records of a partition are processed in order, so when all sentinel records exist, the whole
   backlog has been applied and its effects acknowledged. For the baseline, the last output
-  record. This is exact to the millisecond, unlike waiting for committed offsets, which Faust
-  commits only every few seconds (the commit lag is reported separately as a cross-check);
+  record. This is exact to the millisecond, unlike polling the group's committed offsets
+  (reported separately as a cross-check);
 - events/s = (backlog - batch bound) / (end - start): the first batch was processed before
   the first output existed, so it is not counted (conservative by at most 0.25 %).
 """
@@ -418,11 +418,11 @@ async def run(bench: Bench, opts: Any) -> Result:
             )
             res.notes.append(
                 "Pure domain: `streams.engine_batch.process_batch` plus encoding each written "
-                "state, batches of 500 check-ins over a dict, no Kafka/Faust/RocksDB "
+                f"state, batches of {domain_ceiling.BATCH} check-ins over a dict, no Kafka/RocksDB "
                 "(bench/domain_ceiling.py). The backlog above gives each child about ten events, "
                 "so its states are small; a long-known child's state holds the full window of "
                 f"{dom['cap']} event ids ({dom['state_bytes']:,.0f} bytes), and every event "
-                "decodes, deep-copies and re-encodes it."
+                "decodes and re-encodes it."
             )
     if opts.profile:
         prof = profile.Profiler(bench.root / "profile", seconds=opts.profile_seconds)

@@ -355,11 +355,12 @@ class Worker:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"worker not ready in {within}s:\n{self.current_logs()[-3000:]}")
 
-    def ready_wall(self) -> float | None:
-        """Wall time Faust logged "Worker ready" for the latest start, from the JSON log."""
+    def ready_wall(self, marker: str = "Worker ready") -> float | None:
+        """Wall time of the last ``marker`` line since the latest start, from the JSON log:
+        Faust's "Worker ready", or the engine's "engine partitions assigned"."""
         found: list[float] = []
         for line in self.current_logs().splitlines():
-            if "Worker ready" not in line:
+            if marker not in line:
                 continue
             try:
                 stamp = json.loads(line[line.index("{") :]).get("timestamp")
