@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 
 from schemas.common import Category, RiskFlag
-from streams.episodes.machine import next_due
-from streams.episodes.state import ChildState
+from streams.episodes.machine import Due, next_due
+from streams.episodes.state import ChildState, Episode
 from streams.table_codec import decode_header, decode_open, decode_state, encode_entry
 from tests.unit.episode_helpers import (
     CHILD,
@@ -50,13 +50,18 @@ def header_of(entry: bytes) -> object:
     return json.loads(line)
 
 
-def test_header_of_an_open_episode_is_valid_json() -> None:
+def open_entry() -> tuple[ChildState, Episode, Due, bytes]:
+    """A state with an open episode, its next due step, and the entry the engine stores."""
     state = open_state()
     episode = state.open_episode
     assert episode is not None
     due = next_due(state, shipped_policy())
     assert due is not None
-    entry = encode_entry(state, due.at, due.episode_code)
+    return state, episode, due, encode_entry(state, due.at, due.episode_code)
+
+
+def test_header_of_an_open_episode_is_valid_json() -> None:
+    _, episode, due, entry = open_entry()
     assert header_of(entry) == {
         "due": due.at.isoformat(),
         "code": episode.code,
@@ -79,12 +84,7 @@ def test_header_with_due_but_nothing_open() -> None:
 
 
 def test_open_entry_round_trips() -> None:
-    state = open_state()
-    episode = state.open_episode
-    assert episode is not None
-    due = next_due(state, shipped_policy())
-    assert due is not None
-    entry = encode_entry(state, due.at, due.episode_code)
+    state, episode, due, entry = open_entry()
     assert decode_header(entry) == (due.at, episode.code)
     assert decode_state(entry) == state
     assert decode_open(entry) == (episode.tier.value, episode.category.value)
