@@ -102,16 +102,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument("--throughput-events", type=int, default=200_000)
     g.add_argument("--throughput-children", type=int, default=20_000)
     g.add_argument(
+        "--engine-runs",
+        type=int,
+        default=3,
+        help="engine runs (median reported) when --no-metrics-off; with metrics-off: 3 on, 2 off",
+    )
+    g.add_argument(
         "--batch1-events",
         type=int,
-        default=20_000,
+        default=10_000,
         help="backlog of the MISSING_ALERTS_ENGINE_BATCH_MAX=1 run (0: skip it)",
     )
     g.add_argument(
         "--metrics-off",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="measure what metrics cost: three more engine runs, metrics off / on / off",
+        help="interleave engine runs with metrics on and off (on, off, on, off, on) and report "
+        "what metrics cost",
     )
     g.add_argument(
         "--profile",

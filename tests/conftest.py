@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import POLICY_DIR
+from tests.support.api_keys import write_keys_file
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.worker import REPO, WorkerProcess, free_port
 
@@ -97,3 +98,18 @@ def worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerProce
             dest = Path(artifacts)
             dest.mkdir(parents=True, exist_ok=True)
             (dest / f"{pipeline_env['MISSING_ALERTS_APP_ID']}.log").write_text(proc.logs())
+
+
+@pytest.fixture
+def api_env(pipeline_env: dict[str, str], tmp_path: Path, twilio: FakeTwilio) -> dict[str, str]:
+    """A pipeline with the test API keys (tests/support/api_keys.py) and SMS to fake Twilio."""
+    pipeline_env.update(
+        {
+            "MISSING_ALERTS_API_KEYS_FILE": str(write_keys_file(tmp_path / "keys.json")),
+            "MISSING_ALERTS_TWILIO_ACCOUNT_SID": twilio.account_sid,
+            "MISSING_ALERTS_TWILIO_AUTH_TOKEN": twilio.auth_token,
+            "MISSING_ALERTS_TWILIO_FROM_NUMBER": "+447700900999",
+            "MISSING_ALERTS_TWILIO_BASE_URL": twilio.base_url,
+        }
+    )
+    return pipeline_env

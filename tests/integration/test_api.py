@@ -5,58 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from streams.web.auth import hash_key
 from tests.integration.test_escalation import wait_alerts
+from tests.support.api_keys import secret
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.kafka import read_topic
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
-
-KEYS = {
-    "carer": ("carer-la-example", ["LA-EXAMPLE"], ["events:write"]),
-    "carer-other": ("carer-la-other", ["LA-OTHER"], ["events:write"]),
-    "case": ("case-system", ["LA-EXAMPLE", "LA-OTHER"], ["profiles:write"]),
-    "duty": ("duty-team", ["LA-EXAMPLE"], ["episodes:read", "acknowledge"]),
-    "duty-other": ("duty-other", ["LA-OTHER"], ["episodes:read", "acknowledge"]),
-}
-
-
-def secret(name: str) -> str:
-    return f"test-secret-{name}"
-
-
-@pytest.fixture
-def api_env(pipeline_env: dict[str, str], tmp_path: Path, twilio: FakeTwilio) -> dict[str, str]:
-    keys = [
-        {
-            "id": kid,
-            "organisation": kid,
-            "sha256": hash_key(secret(name)),
-            "local_authorities": las,
-            "scopes": scopes,
-        }
-        for name, (kid, las, scopes) in KEYS.items()
-    ]
-    path = tmp_path / "keys.json"  # JSON is YAML
-    path.write_text(json.dumps({"keys": keys}))
-    pipeline_env.update(
-        {
-            "MISSING_ALERTS_API_KEYS_FILE": str(path),
-            "MISSING_ALERTS_TWILIO_ACCOUNT_SID": twilio.account_sid,
-            "MISSING_ALERTS_TWILIO_AUTH_TOKEN": twilio.auth_token,
-            "MISSING_ALERTS_TWILIO_FROM_NUMBER": "+447700900999",
-            "MISSING_ALERTS_TWILIO_BASE_URL": twilio.base_url,
-        }
-    )
-    return pipeline_env
 
 
 class Client:
