@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -41,6 +42,8 @@ class EngineProcess(Service):  # type: ignore[misc]
         self.local_url = f"http://{local}:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
         self._stopping = False
+        # Set when the engine died under us: the worker then exits non-zero (streams/cli.py).
+        self.failed_with: int | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -61,7 +64,10 @@ class EngineProcess(Service):  # type: ignore[misc]
         code = await self.proc.wait()
         if not self._stopping:
             log.error("engine process exited; stopping the worker", exit_code=code)
-            self.app._crash(RuntimeError(f"engine process exited with {code}"))
+            self.failed_with = code
+            # The same orderly shutdown as an operator's SIGTERM: dispatch finishes what it
+            # has in flight, offsets are committed, the group is left.
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def on_stop(self) -> None:
         self._stopping = True

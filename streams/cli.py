@@ -76,7 +76,12 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
     wk = faust.Worker(wiring.app, loglevel=level, override_logging=False, quiet=json_logs)
     if json_logs:
         wk.spinner = None  # its progress characters would break the one-JSON-object-a-line stream
-    wk.execute_from_commandline()
+    try:
+        wk.execute_from_commandline()
+    except SystemExit:
+        if wiring.engine is not None and wiring.engine.failed_with is not None:
+            raise SystemExit(3) from None  # the engine died: let the supervisor restart us
+        raise
 
 
 @cli.command("send-absence")
