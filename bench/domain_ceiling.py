@@ -70,3 +70,41 @@ def measure(fresh: int = 20_000, mature_children: int = 200, rounds: int = 20) -
         "state_bytes": size,
         "cap": SEEN_EVENT_IDS_CAP,
     }
+
+
+def metrics_share(events: int = 40_000, children: int = 4_000) -> float:
+    """What the engine's metrics recording costs next to the domain work it counts, in this
+    process: the same mixed backlog through ``process_batch`` (plus state encoding), then every
+    batch result through ``Metrics.observe_engine_batch``. A ratio of two timings in one process,
+    so it does not move with the machine's load the way whole-engine runs do."""
+    from bench.workload import mixed_backlog
+    from config.policy import load_policy
+    from config.settings import POLICY_DIR
+    from streams.engine_batch import process_batch
+    from streams.table_codec import decode_open
+    from telemetry.metrics import Metrics
+
+    policy = load_policy(POLICY_DIR)
+    backlog, _ = mixed_backlog(events, children)
+    records = [_Event(*encode(e)) for e in backlog]
+    table: dict[bytes, bytes] = {}
+    results = []
+    t0 = time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        result = process_batch(
+            records[i : i + BATCH],
+            read=table.get,
+            policy=policy,
+            now=lambda: datetime.now(UTC),
+            skew_tolerance=timedelta(seconds=300),
+        )
+        for key, write in result.writes.items():
+            table[key] = write.entry()
+        results.append(result)
+    domain_s = time.perf_counter() - t0
+    metrics = Metrics(enabled=True)
+    metrics.open_episode_tracker(decode_open)
+    t0 = time.perf_counter()
+    for result in results:
+        metrics.observe_engine_batch(result)
+    return (time.perf_counter() - t0) / domain_s

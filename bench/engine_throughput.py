@@ -424,6 +424,16 @@ async def run(bench: Bench, opts: Any) -> Result:
                 f"{dom['cap']} event ids ({dom['state_bytes']:,.0f} bytes), and every event "
                 "decodes and re-encodes it."
             )
+            share = domain_ceiling.metrics_share()
+            res.add(
+                Figure(
+                    "engine metrics recording, in process, vs the domain work it counts",
+                    share,
+                    "",
+                    fmt="{:.1%}",
+                    note="mixed backlog; bench/domain_ceiling.py metrics_share",
+                )
+            )
     if opts.profile:
         prof = profile.Profiler(bench.root / "profile", seconds=opts.profile_seconds)
         if not prof.available():
