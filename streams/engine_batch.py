@@ -16,7 +16,7 @@ from typing import Any
 
 from config.policy import Policy
 from schemas.alerts import Alert
-from schemas.events import ChildProfile
+from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
 from streams.decode import Rejection, decode_input
 from streams.episodes import machine
@@ -71,6 +71,9 @@ def process_batch(
     """Apply each event in order; a child seen twice in a batch sees its own newer state."""
     result = BatchResult()
     states: dict[bytes, ChildState | None] = {}
+    # What each child's state was built from in this batch, to rebuild it if an apply fails
+    # half-way: apply mutates the state in place (reuse_state), so a failure can leave it torn.
+    applied: dict[bytes, list[tuple[InputEvent, datetime]]] = {}
     for event in events:
         at = now()
         decoded = decode_input(event.key, event.value, now=at, skew_tolerance=skew_tolerance)
@@ -87,8 +90,10 @@ def process_batch(
         except Exception as exc:  # a bug must not stop the stream: park the event
             error = {"field": "(engine)", "message": type(exc).__name__}
             result.rejected.append(Rejected(event, "engine_error", [error]))
+            _rebuild(key, states, applied, result, read, policy)
             continue
         states[key] = new_state
+        applied.setdefault(key, []).append((decoded, at))
         if isinstance(decoded, ChildProfile) and new_state.profile == decoded:
             result.profiles.append((event, key, decoded.local_authority))
         result.applied += 1
@@ -104,3 +109,24 @@ def process_batch(
         due_at, due_code = (due.at, due.episode_code) if due else (None, None)
         result.writes[key] = Write(event, new_state, due_at, due_code)
     return result
+
+
+def _rebuild(
+    key: bytes,
+    states: dict[bytes, ChildState | None],
+    applied: dict[bytes, list[tuple[InputEvent, datetime]]],
+    result: BatchResult,
+    read: Callable[[bytes], bytes | None],
+    policy: Policy,
+) -> None:
+    """Put the child's state back to what this batch's successful events made of it: the stored
+    state, with those events applied again (apply is deterministic; their effects are already
+    in ``result``). The failed event is left out, as if it had never arrived."""
+    raw = read(key)
+    state = decode_state(raw) if raw else None
+    for earlier, at in applied.get(key, []):
+        state, _ = machine.apply(state, earlier, at, policy, reuse_state=True)
+    states[key] = state
+    write = result.writes.get(key)
+    if write is not None and state is not None:
+        write.state = state

@@ -67,3 +67,29 @@ def test_bad_records_are_rejected_and_the_rest_applied() -> None:
     result = run([bad, record(good), mismatched], {})
     assert [r.reason for r in result.rejected] == ["invalid_event", "key_mismatch"]
     assert result.applied == 1 and b"G1" in result.writes
+
+
+def test_an_apply_that_fails_half_way_leaves_no_torn_state(monkeypatch: Any) -> None:
+    """apply mutates the state in place; an engine error part-way through one event must not
+    leak into what is written: the child's state is what its successful events made of it."""
+    from streams.episodes import machine
+
+    first = ev.absence("T1", flags=frozenset({RiskFlag.CSE}))
+    again = ev.absence("T1", flags=frozenset({RiskFlag.CSE}))  # while open: an update
+
+    def absorb_then_fail(run_: Any, *args: Any, **kwargs: Any) -> None:
+        run_.state.seen_event_ids.append("torn")  # a half-done change...
+        run_.state.last_seen_at = datetime(2099, 1, 1, tzinfo=UTC)
+        assert run_.state.open_episode is not None
+        run_.state.open_episode.fired["torn-step"] = datetime(2099, 1, 1, tzinfo=UTC)
+        raise RuntimeError("bug")  # ...then the bug
+
+    monkeypatch.setattr(machine, "_absorb", absorb_then_fail)
+    result = run([record(first), record(again)], {})
+    assert [r.reason for r in result.rejected] == ["engine_error"]
+    state = result.writes[b"T1"].state
+    assert state.seen_event_ids == [first.event_id.hex[:16]]
+    assert state.last_seen_at is None
+    assert state.open_episode is not None and "torn-step" not in state.open_episode.fired
+    assert state.open_episode.code == result.alerts[0][1].episode_code
+    assert decode_state(result.writes[b"T1"].entry()) == state
