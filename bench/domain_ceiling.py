@@ -27,12 +27,15 @@ class _Event:
     message: Any = None
 
 
-def _run(events: list[_Event], table: dict[bytes, bytes]) -> float:
+def _apply_all(events: list[_Event], table: dict[bytes, bytes]) -> tuple[float, list[Any]]:
+    """Seconds to apply ``events`` in engine-sized batches (writing states to ``table``), and
+    each batch's result."""
     from config.policy import load_policy
     from config.settings import POLICY_DIR
     from streams.engine_batch import process_batch
 
     policy = load_policy(POLICY_DIR)
+    results = []
     t0 = time.perf_counter()
     for i in range(0, len(events), BATCH):
         result = process_batch(
@@ -44,7 +47,13 @@ def _run(events: list[_Event], table: dict[bytes, bytes]) -> float:
         )
         for key, write in result.writes.items():
             table[key] = write.entry()
-    return len(events) / (time.perf_counter() - t0)
+        results.append(result)
+    return time.perf_counter() - t0, results
+
+
+def _run(events: list[_Event], table: dict[bytes, bytes]) -> float:
+    seconds, _ = _apply_all(events, table)
+    return len(events) / seconds
 
 
 def _check_ins(children: int, rounds: int, prefix: str) -> list[_Event]:
@@ -78,30 +87,11 @@ def metrics_share(events: int = 40_000, children: int = 4_000) -> float:
     batch result through ``Metrics.observe_engine_batch``. A ratio of two timings in one process,
     so it does not move with the machine's load the way whole-engine runs do."""
     from bench.workload import mixed_backlog
-    from config.policy import load_policy
-    from config.settings import POLICY_DIR
-    from streams.engine_batch import process_batch
     from streams.table_codec import decode_open
     from telemetry.metrics import Metrics
 
-    policy = load_policy(POLICY_DIR)
     backlog, _ = mixed_backlog(events, children)
-    records = [_Event(*encode(e)) for e in backlog]
-    table: dict[bytes, bytes] = {}
-    results = []
-    t0 = time.perf_counter()
-    for i in range(0, len(records), BATCH):
-        result = process_batch(
-            records[i : i + BATCH],
-            read=table.get,
-            policy=policy,
-            now=lambda: datetime.now(UTC),
-            skew_tolerance=timedelta(seconds=300),
-        )
-        for key, write in result.writes.items():
-            table[key] = write.entry()
-        results.append(result)
-    domain_s = time.perf_counter() - t0
+    domain_s, results = _apply_all([_Event(*encode(e)) for e in backlog], {})
     metrics = Metrics(enabled=True)
     metrics.open_episode_tracker(decode_open)
     t0 = time.perf_counter()
