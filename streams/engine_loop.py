@@ -52,7 +52,7 @@ from streams.kafka_clients import aiokafka_kwargs
 from streams.sending import OutRecord, produce_batches_durably
 from streams.state_store import StateStore
 from streams.table_codec import decode_header, decode_open
-from streams.timers import TimerState, partition_for
+from streams.timers import TimerState, partition_for, rebuild
 from streams.topics import topic_specs
 from telemetry.logging import get_logger, log_engine_effects
 from telemetry.metrics import Metrics
@@ -102,9 +102,9 @@ def _payload_text(value: bytes | None, limit: int = 64_000) -> str:
 
 def batch_output(
     result: BatchResult, topics: EngineTopics, now: datetime
-) -> tuple[list[OutRecord], dict[int, dict[bytes, bytes | None]], list[int]]:
-    """What one batch sends, in order, and the state entries per partition to store once
-    acknowledged; the third value indexes the changelog records in the first."""
+) -> tuple[list[OutRecord], dict[int, dict[bytes, bytes | None]]]:
+    """What one batch sends, in order (each child's new state last, after every effect it
+    implies), and the state entries per partition to store once acknowledged."""
     out: list[OutRecord] = []
     out += [OutRecord(topics.alerts, key, dumps(alert)) for key, alert in result.alerts]
     out += [OutRecord(topics.episode_events, key, dumps(rec)) for key, rec in result.records]
@@ -137,14 +137,12 @@ def batch_output(
         for _, child, authority in result.profiles
     ]
     states: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
-    changelog_at: list[int] = []
     for key, write in result.writes.items():
         partition = write.event.partition
         value = write.entry()
         states[partition][key] = value
-        changelog_at.append(len(out))
         out.append(OutRecord(topics.state_changelog, key, value, partition=partition))
-    return out, dict(states), changelog_at
+    return out, dict(states)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -279,18 +277,13 @@ class Engine:
         )
 
     def _rebuild_index(self) -> None:
-        state = self.timer
-        state.index.clear()
-        if state.observer is not None:
-            state.observer.reset()
-        for partition in sorted(self.owned):
-            for key, value in self.store.items(partition):
-                due_at, code = decode_header(value)
-                state.index.set(key, due_at, code)
-                if state.observer is not None:
-                    state.observer.add(key, value)
-        state.valid = True
-        state.metrics.timer_rebuilt(state.name)
+        rebuild(
+            self.timer,
+            (entry for partition in sorted(self.owned) for entry in self.store.items(partition)),
+            active_partitions=None,  # the store is read by partition: all of them are ours
+            partitions=self.settings.topic_partitions,
+            header=lambda key, value: (key, *decode_header(value)),
+        )
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -326,7 +319,7 @@ class Engine:
             now=self.clock.now,
             skew_tolerance=self.settings.clock_skew_tolerance,
         )
-        out, states, _ = batch_output(result, self.topics, self.clock.now())
+        out, states = batch_output(result, self.topics, self.clock.now())
         last = await produce_batches_durably(self.producer, out, self.partition_counts)
         changelog = self.topics.state_changelog
         for partition, entries in states.items():
@@ -383,14 +376,7 @@ class Engine:
         if failed:
             log.warning("due events not sent; retried later", failed=failed)
 
-    # -- reads for the API -------------------------------------------------------------------
+    # -- for the internal state endpoint (streams/engine_process.py) --------------------------
 
     def partition_of(self, child: bytes) -> int:
         return partition_for(child, self.settings.topic_partitions)
-
-    def read_state(self, child: bytes) -> bytes | None:
-        """This worker's copy of a child's state, or None when it does not hold it."""
-        partition = self.partition_of(child)
-        if partition not in self.owned:
-            return None
-        return self.store.get(partition, child)

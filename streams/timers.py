@@ -59,18 +59,19 @@ def rebuild(
     state: TimerState,
     items: Any,
     *,
-    active_partitions: set[int],
+    active_partitions: set[int] | None,
     partitions: int,
     header: Callable[[bytes, bytes], tuple[bytes, datetime | None, str | None]],
 ) -> int:
-    """``header(key, value)`` -> (child key for partitioning, due time, tag)."""
+    """``header(key, value)`` -> (child key for partitioning, due time, tag).
+    ``active_partitions=None``: ``items`` hold only this worker's partitions already."""
     state.index.clear()
     observer = state.observer
     if observer is not None:
         observer.reset()
     for key, value in items:
         child_key, due_at, tag = header(key, value)
-        if partition_for(child_key, partitions) in active_partitions:
+        if active_partitions is None or partition_for(child_key, partitions) in active_partitions:
             state.index.set(key, due_at, tag)
             if observer is not None:
                 observer.add(key, value)
