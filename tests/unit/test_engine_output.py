@@ -73,7 +73,7 @@ def on(out: list[OutRecord], topic: str) -> list[OutRecord]:
 
 def test_alerts_go_to_the_alerts_topic_keyed_by_child() -> None:
     _, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     alerts = on(out, TOPICS.alerts)
     assert len(alerts) == len(result.alerts)
     for sent, (key, alert) in zip(alerts, result.alerts, strict=True):
@@ -86,7 +86,7 @@ def test_alerts_go_to_the_alerts_topic_keyed_by_child() -> None:
 
 def test_episode_records_go_to_episode_events_keyed_by_child() -> None:
     _, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     sent = on(out, TOPICS.episode_events)
     assert [(o.key, json.loads(o.value or b"")["action"]) for o in sent] == [
         (key, r.action) for key, r in result.records
@@ -96,7 +96,7 @@ def test_episode_records_go_to_episode_events_keyed_by_child() -> None:
 
 def test_dead_letter_names_its_source_record() -> None:
     _, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     (sent,) = on(out, TOPICS.dead_letters)
     assert sent.key == b"BAD"
     letter = DeadLetter.model_validate_json(sent.value or b"")
@@ -116,17 +116,17 @@ def test_dead_letter_of_an_unkeyed_record_is_unknown() -> None:
         now=lambda: NOW,
         skew_tolerance=timedelta(0),
     )
-    out, states, changelog_at = batch_output(result, TOPICS, NOW)
+    out, states = batch_output(result, TOPICS, NOW)
     (sent,) = out
     letter = DeadLetter.model_validate_json(sent.value or b"")
     assert sent.topic == TOPICS.dead_letters and sent.key is None
     assert (letter.child_ref, letter.source_topic, letter.offset) == ("unknown", TOPICS.due, 99)
-    assert states == {} and changelog_at == []
+    assert states == {} and on(out, TOPICS.state_changelog) == []
 
 
 def test_opened_episode_code_maps_to_its_child() -> None:
     _, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     episode = result.writes[b"A1"].state.open_episode
     assert episode is not None
     opened = [r for _, r in result.records if r.action == "opened"]
@@ -138,7 +138,7 @@ def test_opened_episode_code_maps_to_its_child() -> None:
 
 def test_profile_feeds_the_child_directory() -> None:
     _, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     assert on(out, TOPICS.directory_changelog) == [
         OutRecord(TOPICS.directory_changelog, b"A1", b"LA-EXAMPLE")
     ]
@@ -146,7 +146,7 @@ def test_profile_feeds_the_child_directory() -> None:
 
 def test_every_changed_child_state_goes_to_its_input_partition() -> None:
     records, result = batch()
-    out, _, _ = batch_output(result, TOPICS, NOW)
+    out, _ = batch_output(result, TOPICS, NOW)
     changelog = on(out, TOPICS.state_changelog)
     assert {(o.key, o.partition) for o in changelog} == {(b"A1", 0), (b"B2", 3)}
     assert len(changelog) == 2  # one per child, however many of its events were in the batch
@@ -161,22 +161,25 @@ def test_every_changed_child_state_goes_to_its_input_partition() -> None:
     assert all(o.partition == input_partition[o.key] for o in changelog)
 
 
-def test_changelog_at_indexes_exactly_the_state_records() -> None:
+def state_positions(out: list[OutRecord]) -> list[int]:
+    return [i for i, o in enumerate(out) if o.topic == TOPICS.state_changelog]
+
+
+def test_state_records_come_after_every_effect() -> None:
     _, result = batch()
-    out, _, changelog_at = batch_output(result, TOPICS, NOW)
-    expected = [i for i, o in enumerate(out) if o.topic == TOPICS.state_changelog]
-    assert changelog_at == expected
-    assert len(set(changelog_at)) == len(changelog_at) == 2
+    out, _ = batch_output(result, TOPICS, NOW)
+    positions = state_positions(out)
+    assert len(set(positions)) == len(positions) == 2
     # State comes after every effect it implies in the hand-off order.
-    assert min(changelog_at) == len(out) - 2
+    assert min(positions) == len(out) - 2
 
 
 def test_states_per_partition_hold_the_changelog_bytes() -> None:
     _, result = batch()
-    out, states, changelog_at = batch_output(result, TOPICS, NOW)
+    out, states = batch_output(result, TOPICS, NOW)
     assert set(states) == {0, 3}
     assert set(states[0]) == {b"A1"} and set(states[3]) == {b"B2"}
-    for i in changelog_at:
+    for i in state_positions(out):
         sent = out[i]
         assert sent.partition is not None and sent.key is not None
         assert states[sent.partition][sent.key] == sent.value
