@@ -22,6 +22,18 @@ def notification_id(alert: Alert, person_id: str, channel: Channel) -> str:
     return f"{alert.episode_code}:{alert.step_id}:{person_id}:{channel.value}"
 
 
+def role_recipients(alert: Alert, policy: Policy) -> list[Recipient]:
+    """Who the alert's roles resolve to, for its authority and force, at the time it was
+    decided: fan-out and the rota-gap report must agree on it."""
+    return resolve_roles(
+        policy.rota,
+        alert.roles,
+        local_authority=alert.local_authority,
+        police_force=alert.police_force,
+        at=alert.occurred_at,
+    )
+
+
 def fan_out(
     alert: Alert,
     policy: Policy,
@@ -30,13 +42,7 @@ def fan_out(
     link_secret: bytes,
     link_ttl: timedelta = timedelta(hours=48),
 ) -> list[Notification]:
-    recipients = resolve_roles(
-        policy.rota,
-        alert.roles,
-        local_authority=alert.local_authority,
-        police_force=alert.police_force,
-        at=alert.occurred_at,
-    )
+    recipients = role_recipients(alert, policy)
     # Explicitly named people (a fallback to one person, say) come on top of the roles.
     named = {r.person_id for r in recipients}
     recipients += [
@@ -89,13 +95,7 @@ class Gap:
 
 
 def rota_gaps(alert: Alert, policy: Policy) -> list[Gap]:
-    recipients = resolve_roles(
-        policy.rota,
-        alert.roles,
-        local_authority=alert.local_authority,
-        police_force=alert.police_force,
-        at=alert.occurred_at,
-    )
+    recipients = role_recipients(alert, policy)
     gaps = [Gap("slot_empty", r.role, r.person_id) for r in recipients if r.fallback]
     people = [(r.role, r.person_id, r.person) for r in recipients] + [
         ("named", pid, policy.rota.people[pid])
