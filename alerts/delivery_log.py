@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -129,21 +129,48 @@ def fallback_alerts(delivery: Delivery, now: datetime) -> list[Alert]:
     return out
 
 
+def expires_at(
+    updated_at: datetime, closed_at: datetime | None, retention: timedelta
+) -> datetime | None:
+    """When a delivery record (and the phone number and message in it) is deleted: a retention
+    period after the later of its last change and the episode's close. While the episode is
+    open (``closed_at`` None) it is kept: the duty team needs to see who was told."""
+    if closed_at is None:
+        return None
+    return max(updated_at, closed_at) + retention
+
+
+class Header(NamedTuple):
+    """The first line of a stored record: what the timers read without parsing the record."""
+
+    retry_at: datetime | None
+    child_ref: str
+    updated_at: datetime | None
+
+
 def encode(delivery: Delivery) -> bytes:
-    """Header line (what the retry index needs) + the record, like the episodes table."""
+    """Header line (what the retry index and the retention sweep need) + the record."""
     retry = delivery.next_attempt_at if delivery.status == "retrying" else None
     header = json.dumps(
-        {"retry": retry.isoformat() if retry else None, "child": delivery.notification.child_ref},
+        {
+            "retry": retry.isoformat() if retry else None,
+            "child": delivery.notification.child_ref,
+            "updated": delivery.updated_at.isoformat(),
+        },
         separators=(",", ":"),
     )
     return header.encode() + b"\n" + delivery.model_dump_json().encode()
 
 
-def decode_header(value: bytes) -> tuple[datetime | None, str]:
+def decode_header(value: bytes) -> Header:
     line, _, _ = value.partition(b"\n")
     header = json.loads(line)
-    retry = header.get("retry")
-    return (datetime.fromisoformat(retry) if retry else None), str(header["child"])
+    retry, updated = header.get("retry"), header.get("updated")
+    return Header(
+        datetime.fromisoformat(retry) if retry else None,
+        str(header["child"]),
+        datetime.fromisoformat(updated) if updated else None,
+    )
 
 
 def decode(value: bytes) -> Delivery:

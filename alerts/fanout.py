@@ -1,21 +1,32 @@
-"""Fan an alert out into one notification per recipient and channel. Pure.
+"""Plan an alert's messages: one notification per recipient and channel, and the rota gaps. Pure.
 
 The notification id (episode, step, recipient, channel) is the de-duplication key that dispatch
-checks before sending, so a replayed alert can never produce a second SMS.
+checks before sending, so a replayed alert can never produce a second SMS. Each message is
+rendered on its own: a template or address that fails for one recipient costs that message (it
+is reported as a failure, for the dead-letter topic) and never the others of the alert.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
 
 from alerts.ack_links import sign_link
-from alerts.rota import Recipient, resolve_roles
+from alerts.rota import GapKind, Recipient, resolve_roles
 from alerts.templates import alert_context, render
 from config.policy import Policy
 from schemas.alerts import Alert, Channel, Notification
+
+
+@dataclass(frozen=True)
+class Links:
+    """How signed acknowledgement links in messages are made."""
+
+    base_url: str
+    secret: bytes
+    ttl: timedelta = timedelta(hours=48)
 
 
 def notification_id(alert: Alert, person_id: str, channel: Channel) -> str:
@@ -34,15 +45,39 @@ def role_recipients(alert: Alert, policy: Policy) -> list[Recipient]:
     )
 
 
-def fan_out(
-    alert: Alert,
-    policy: Policy,
-    *,
-    base_url: str,
-    link_secret: bytes,
-    link_ttl: timedelta = timedelta(hours=48),
-) -> list[Notification]:
+@dataclass(frozen=True)
+class Gap:
+    """Something the rota could not do for an alert: a slot filled by a stand-in ("slot_empty":
+    the area's fallback; "force_unknown": the authority's police contact), or a person with no
+    address for a channel the step uses ("no_address": that message can never be sent)."""
+
+    kind: GapKind | Literal["no_address"]
+    role: str
+    person_id: str
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True)
+class Unrendered:
+    """A message that could not be built; the reason is an exception type, never its text
+    (a template error can quote the context)."""
+
+    person_id: str
+    channel: Channel
+    error: str
+
+
+@dataclass
+class Plan:
+    notifications: list[Notification] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    failures: list[Unrendered] = field(default_factory=list)
+
+
+def plan(alert: Alert, policy: Policy, links: Links) -> Plan:
+    out = Plan()
     recipients = role_recipients(alert, policy)
+    out.gaps += [Gap(r.gap, r.role, r.person_id) for r in recipients if r.gap is not None]
     # Explicitly named people (a fallback to one person, say) come on top of the roles.
     named = {r.person_id for r in recipients}
     recipients += [
@@ -50,60 +85,57 @@ def fan_out(
         for pid in alert.recipients
         if pid in policy.rota.people and pid not in named
     ]
-    context = alert_context(alert, base_url=base_url, timezone=policy.rota.timezone)
-    out: list[Notification] = []
+    context = alert_context(alert, base_url=links.base_url, timezone=policy.rota.timezone)
     for rec in recipients:
         for channel in alert.channels:
             address = rec.person.phone if channel is Channel.SMS else rec.person.email
             if not address:
+                out.gaps.append(Gap("no_address", rec.role, rec.person_id, channel))
                 continue
-            # One-click acknowledgement link, signed for this person and this episode; its
-            # expiry derives from the alert so a replay renders byte-identical messages.
-            token = sign_link(
-                link_secret, alert.episode_code, rec.person_id, alert.occurred_at + link_ttl
-            )
-            context["link"] = f"{base_url.rstrip('/')}/a/{token}"
-            subject, body = render(policy.templates, alert, channel, context)
-            nid = notification_id(alert, rec.person_id, channel)
-            out.append(
-                Notification(
-                    event_id=uuid5(NAMESPACE_URL, f"missing-alerts:notification:{nid}"),
-                    occurred_at=alert.occurred_at,
-                    child_ref=alert.child_ref,
-                    notification_id=nid,
-                    alert_id=alert.alert_id,
-                    episode_code=alert.episode_code,
-                    recipient_id=rec.person_id,
-                    channel=channel,
-                    address=address,
-                    subject=subject,
-                    body=body,
-                )
-            )
+            try:
+                message = _message(policy, alert, rec, channel, address, context, links)
+                out.notifications.append(message)
+            except Exception as exc:  # one recipient's message, not the alert
+                out.failures.append(Unrendered(rec.person_id, channel, type(exc).__name__))
     return out
 
 
-@dataclass(frozen=True)
-class Gap:
-    """Something the rota could not do for an alert: an empty slot (a fallback contact stood in)
-    or a person with no address for a channel the step uses (that message can never be sent)."""
+def _message(
+    policy: Policy,
+    alert: Alert,
+    rec: Recipient,
+    channel: Channel,
+    address: str,
+    context: dict[str, Any],
+    links: Links,
+) -> Notification:
+    # One-click acknowledgement link, signed for this person and this episode; its expiry
+    # derives from the alert so a replay renders byte-identical messages.
+    token = sign_link(
+        links.secret, alert.episode_code, rec.person_id, alert.occurred_at + links.ttl
+    )
+    context["link"] = f"{links.base_url.rstrip('/')}/a/{token}"
+    subject, body = render(policy.templates, alert, channel, context)
+    nid = notification_id(alert, rec.person_id, channel)
+    return Notification(
+        event_id=uuid5(NAMESPACE_URL, f"missing-alerts:notification:{nid}"),
+        occurred_at=alert.occurred_at,
+        child_ref=alert.child_ref,
+        notification_id=nid,
+        alert_id=alert.alert_id,
+        episode_code=alert.episode_code,
+        recipient_id=rec.person_id,
+        channel=channel,
+        address=address,
+        subject=subject,
+        body=body,
+    )
 
-    kind: Literal["slot_empty", "no_address"]
-    role: str
-    person_id: str
-    channel: Channel | None = None
+
+def fan_out(alert: Alert, policy: Policy, links: Links) -> list[Notification]:
+    """The messages of an alert (tests and tools; dispatch uses the whole plan)."""
+    return plan(alert, policy, links).notifications
 
 
-def rota_gaps(alert: Alert, policy: Policy) -> list[Gap]:
-    recipients = role_recipients(alert, policy)
-    gaps = [Gap("slot_empty", r.role, r.person_id) for r in recipients if r.fallback]
-    people = [(r.role, r.person_id, r.person) for r in recipients] + [
-        ("named", pid, policy.rota.people[pid])
-        for pid in alert.recipients
-        if pid in policy.rota.people
-    ]
-    for role, pid, person in people:
-        for channel in alert.channels:
-            if not (person.phone if channel is Channel.SMS else person.email):
-                gaps.append(Gap("no_address", role, pid, channel))
-    return gaps
+def rota_gaps(alert: Alert, policy: Policy, links: Links | None = None) -> list[Gap]:
+    return plan(alert, policy, links or Links("http://localhost", b"-")).gaps

@@ -179,6 +179,13 @@ class LocalAuthorityRota(_Strict):
     bank_holidays: tuple[date, ...] = ()
     roles: dict[Role, Slot]
     fallback: str
+    police_contact: str | None = Field(
+        default=None,
+        description=(
+            "Who stands in for the police liaison when a child's force is unknown (no profile, "
+            "or a force not in this rota). Required when any ladder routes to the police."
+        ),
+    )
 
 
 class PoliceForceRota(_Strict):
@@ -209,7 +216,7 @@ class Rota(_Strict):
                 f"default_local_authority {self.default_local_authority!r} is not defined"
             )
         for la_name, la in self.local_authorities.items():
-            named = {la.fallback}
+            named = {la.fallback, *([la.police_contact] if la.police_contact else [])}
             for slot in la.roles.values():
                 named |= slot.people()
             self._check_people(f"local_authorities.{la_name}", named)
@@ -312,4 +319,23 @@ def load_policy(directory: Path) -> Policy:
             f"{directory / 'escalation.yaml'}: templates not found in "
             f"{directory / 'templates'}: {', '.join(missing)}"
         )
+    unrouted = police_routing_gaps(escalation, rota)
+    if unrouted:
+        raise ConfigError(
+            f"{directory / 'rota.yaml'}: local_authorities.{unrouted[0]}.police_contact: "
+            "required because a ladder notifies the police_liaison role (who is told when the "
+            "child's police force is unknown)"
+        )
     return Policy(risk=risk, escalation=escalation, rota=rota, templates=templates)
+
+
+def police_routing_gaps(escalation: EscalationPolicy, rota: Rota) -> list[str]:
+    """Local authorities with no police contact although some step notifies the police
+    liaison: a child with no profile there would reach no police officer."""
+    roles = {r for ladder in escalation.tiers.values() for s in ladder.steps for r in s.roles}
+    roles |= set(escalation.repeat_episodes.roles)
+    rhi = escalation.return_home_interview
+    roles |= {*rhi.reminder_roles, *rhi.overdue_roles}
+    if Role.POLICE_LIAISON not in roles:
+        return []
+    return sorted(name for name, la in rota.local_authorities.items() if not la.police_contact)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
-from schemas.common import Category, Envelope, EpisodeCode, Tier
+from schemas.common import Category, Envelope, EpisodeCode, Instant, Tier
 
 
 class AlertKind(StrEnum):
@@ -29,6 +28,9 @@ class Channel(StrEnum):
     EMAIL = "email"
 
 
+_Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class Alert(Envelope):
     """One decision to tell some roles something about an episode.
 
@@ -43,19 +45,29 @@ class Alert(Envelope):
     step_id: str = Field(min_length=1, max_length=100)
     tier: Tier
     category: Category
-    roles: tuple[str, ...] = ()
-    recipients: tuple[str, ...] = Field(
-        default=(), description="Explicit person ids (e.g. everyone already notified)."
+    roles: tuple[_Name, ...] = Field(default=(), max_length=16)
+    recipients: tuple[_Name, ...] = Field(
+        default=(),
+        max_length=64,
+        description="Explicit person ids (e.g. everyone already notified).",
     )
-    channels: tuple[Channel, ...]
-    template: str
-    local_authority: str | None = None
-    police_force: str | None = None
-    initials: str | None = None
-    date_of_birth: date | None = None
-    last_seen_at: AwareDatetime
-    reported_at: AwareDatetime = Field(description="When the absence was reported (latency base).")
+    channels: tuple[Channel, ...] = Field(min_length=1, max_length=2)
+    template: _Name
+    local_authority: _Name | None = None
+    police_force: _Name | None = None
+    initials: str | None = Field(default=None, pattern=r"^[A-Z]{1,4}$")
+    last_seen_at: Instant
+    reported_at: Instant = Field(description="When the absence was reported (latency base).")
     profile_missing: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        """Alerts (and delivery records holding one) written before the date of birth was
+        dropped from alerts still carry it: read them, never keep it (docs/privacy.md)."""
+        if isinstance(data, dict) and "date_of_birth" in data:
+            data = {k: v for k, v in data.items() if k != "date_of_birth"}
+        return data
 
 
 class Notification(Envelope):
@@ -82,19 +94,29 @@ class DeliveryStatus(StrEnum):
 
 class DeliveryReceipt(Envelope):
     type: Literal["delivery_receipt"] = "delivery_receipt"
-    notification_id: str
-    provider_message_id: str | None = None
+    notification_id: str = Field(min_length=1, max_length=300)
+    provider_message_id: str | None = Field(default=None, max_length=64)
     status: DeliveryStatus
-    error_code: str | None = None
+    error_code: str | None = Field(default=None, max_length=16)
 
 
 class RetryDue(Envelope):
     """Emitted by dispatch's retry timer: time to try a notification again. Idempotent."""
 
     type: Literal["retry_due"] = "retry_due"
-    notification_id: str
-    due_at: AwareDatetime
+    notification_id: str = Field(min_length=1, max_length=300)
+    due_at: Instant
 
 
-DispatchInput = Annotated[Alert | RetryDue | DeliveryReceipt, Field(discriminator="type")]
+class RetentionDue(Envelope):
+    """Emitted by dispatch's retention sweep: a delivery record may have outlived its retention
+    (docs/privacy.md). Dispatch checks again before deleting, so applying it twice is harmless."""
+
+    type: Literal["retention_due"] = "retention_due"
+    notification_id: str = Field(min_length=1, max_length=300)
+
+
+DispatchInput = Annotated[
+    Alert | RetryDue | DeliveryReceipt | RetentionDue, Field(discriminator="type")
+]
 DISPATCH_INPUT_ADAPTER: TypeAdapter[DispatchInput] = TypeAdapter(DispatchInput)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -32,6 +32,32 @@ EpisodeCode = Annotated[
     ),
 ]
 ShortText = Annotated[str, Field(max_length=2000)]
+
+# Plausibility bounds for every instant and date that crosses the edge. Nothing the service
+# records happened before 1900, and a far-past or far-future value overflows time-zone
+# arithmetic downstream (year 1 minus an offset is not a datetime): one such value used to
+# crash dispatch and cost every other alert in its batch. The upper bound is only a static
+# ceiling; "not later than now plus the clock-skew tolerance" needs a clock and is checked where
+# events are decoded (streams/decode.py) and accepted (the API).
+EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _plausible_instant(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be on or after 1900-01-01 and before 2200-01-01 (UTC)")
+    # UTC on the wire and in state: whatever offset the producer used.
+    return value.astimezone(UTC)
+
+
+def _plausible_day(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must be on or after 1900-01-01 and before 2200-01-01")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
+Day = Annotated[date, AfterValidator(_plausible_day)]
 
 
 def utcnow() -> datetime:
@@ -94,7 +120,7 @@ class Envelope(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=uuid4)
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Instant = Field(
         description="When it happened in the world (timezone-aware ISO 8601)."
     )
     child_ref: ChildRef

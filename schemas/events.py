@@ -6,16 +6,17 @@ topic keeps every event of a child in order on one partition.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 from pydantic.config import JsonDict
 
 from schemas.common import (
     Category,
+    Day,
     Envelope,
     EpisodeCode,
+    Instant,
     Reporter,
     RiskFlag,
     ShortText,
@@ -33,7 +34,7 @@ class ChildProfile(Envelope):
 
     type: Literal["profile"] = "profile"
     initials: str = Field(pattern=r"^[A-Z]{1,4}$", examples=["JD"])
-    date_of_birth: date
+    date_of_birth: Day = Field(json_schema_extra=_PERSONAL)
     local_authority: str = Field(min_length=1, max_length=64, examples=["LA-EXAMPLE"])
     placement_ref: str | None = Field(default=None, max_length=64)
     allocated_social_worker: str | None = Field(
@@ -43,7 +44,9 @@ class ChildProfile(Envelope):
     risk_flags: frozenset[RiskFlag] = frozenset()
     full_name: str | None = Field(default=None, max_length=200, json_schema_extra=_PERSONAL)
     address: str | None = Field(default=None, max_length=500, json_schema_extra=_PERSONAL)
-    places_frequented: tuple[str, ...] = Field(default=(), json_schema_extra=_PERSONAL)
+    places_frequented: tuple[Annotated[str, Field(max_length=200)], ...] = Field(
+        default=(), max_length=20, json_schema_extra=_PERSONAL
+    )
     medical_notes: str | None = Field(default=None, max_length=2000, json_schema_extra=_PERSONAL)
     description: str | None = Field(default=None, max_length=2000, json_schema_extra=_PERSONAL)
 
@@ -52,14 +55,14 @@ class CheckIn(Envelope):
     """A routine 'child seen / present'. Keeps last-seen current; during an episode, a sighting."""
 
     type: Literal["check_in"] = "check_in"
-    seen_at: AwareDatetime
+    seen_at: Instant
     reporter: Reporter
     present_at_placement: bool = True
 
 
 class AbsenceReported(Envelope):
     type: Literal["absence"] = "absence"
-    last_seen_at: AwareDatetime = Field(
+    last_seen_at: Instant = Field(
         description="Escalation clocks run from here, not from the report."
     )
     category: Category = Category.MISSING
@@ -79,7 +82,7 @@ class AbsenceReported(Envelope):
 
 class ReturnReported(Envelope):
     type: Literal["return"] = "return"
-    returned_at: AwareDatetime
+    returned_at: Instant
     how: Literal["returned", "found"] = "returned"
     reporter: Reporter
     episode_code: EpisodeCode | None = None
@@ -116,7 +119,7 @@ class Acknowledgement(Envelope):
 class ReturnInterviewRecorded(Envelope):
     type: Literal["return_interview"] = "return_interview"
     episode_code: EpisodeCode
-    offered_on: date
+    offered_on: Day
     accepted: bool | None = None
 
 
@@ -125,7 +128,7 @@ class TimerDue(Envelope):
 
     type: Literal["timer_due"] = "timer_due"
     episode_code: EpisodeCode
-    due_at: AwareDatetime
+    due_at: Instant
 
 
 InputEvent = Annotated[
@@ -159,3 +162,18 @@ def personal_field_names() -> frozenset[str]:
             if isinstance(extra, dict) and extra.get("x-personal"):
                 names.add(name)
     return frozenset(names)
+
+
+INPUT_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    str(model.model_fields["type"].default)
+    for model in (
+        ChildProfile,
+        CheckIn,
+        AbsenceReported,
+        ReturnReported,
+        EpisodeUpdate,
+        Acknowledgement,
+        ReturnInterviewRecorded,
+        TimerDue,
+    )
+)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
 from schemas.common import Envelope, EpisodeCode
+from schemas.redaction import KeptPayload
 
 RecordAction = Literal[
     "opened",
@@ -44,4 +46,43 @@ class DeadLetter(Envelope):
     offset: int | None = None
     reason: str = Field(description="Short machine-readable reason, e.g. 'invalid_event'.")
     errors: list[dict[str, str]] = Field(default_factory=list, description="Field path + message.")
-    payload: str = Field(description="The raw value as received (UTF-8, replaced if not).")
+    payload: str = Field(
+        default="",
+        description=(
+            "The value as received with every value outside the schemas' non-personal fields "
+            "replaced by '[redacted]'; empty when it was not a JSON object (docs/privacy.md)."
+        ),
+    )
+    payload_bytes: int = Field(default=0, ge=0, description="Size of the value received.")
+    payload_sha256: str = Field(default="", description="SHA-256 of the value received.")
+    payload_redacted: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        occurred_at: datetime,
+        key: bytes | None,
+        source_topic: str,
+        partition: int | None,
+        offset: int | None,
+        reason: str,
+        errors: list[dict[str, str]],
+        payload: KeptPayload,
+        child_ref: str | None = None,
+    ) -> DeadLetter:
+        """The dead letter for one record; ``child_ref`` defaults to the record key as text."""
+        ref = child_ref or (key or b"")[:200].decode("utf-8", "replace") or "unknown"
+        return cls(
+            occurred_at=occurred_at,
+            child_ref=ref[:200],
+            source_topic=source_topic[:300],
+            partition=partition,
+            offset=offset,
+            reason=reason,
+            errors=[{k: v[:500] for k, v in e.items()} for e in errors[:50]],
+            payload=payload.text,
+            payload_bytes=payload.size,
+            payload_sha256=payload.sha256,
+            payload_redacted=payload.redacted,
+        )

@@ -152,7 +152,7 @@ def create_app(resources: Resources) -> Wiring:
         deliveries=table(app.Table, "deliveries"),
     )
     from streams.agents import wire_agents  # late imports: agents need the wiring
-    from streams.dispatch_agent import wire_dispatch
+    from streams.dispatch.agent import wire_dispatch
     from streams.web.api import wire_api
     from streams.web.carer_page import wire_carer_page
     from streams.web.deliveries import wire_deliveries

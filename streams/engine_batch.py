@@ -18,6 +18,7 @@ from config.policy import Policy
 from schemas.alerts import Alert
 from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
+from schemas.redaction import KeptPayload, keep_payload
 from streams.decode import Rejection, decode_input
 from streams.episodes import machine
 from streams.episodes.state import ChildState
@@ -43,6 +44,8 @@ class Rejected:
     event: Any
     reason: str
     errors: list[dict[str, str]]
+    event_type: str | None = None  # bounded metric label, decided at decode time
+    payload: KeptPayload | None = None  # what the dead letter may keep of the value
 
 
 @dataclass
@@ -78,7 +81,9 @@ def process_batch(
         at = now()
         decoded = decode_input(event.key, event.value, now=at, skew_tolerance=skew_tolerance)
         if isinstance(decoded, Rejection):
-            result.rejected.append(Rejected(event, decoded.reason, decoded.errors))
+            result.rejected.append(
+                Rejected(event, decoded.reason, decoded.errors, decoded.event_type, decoded.payload)
+            )
             continue
         key: bytes = event.key
         try:
@@ -89,7 +94,8 @@ def process_batch(
             due = machine.next_due(new_state, policy)
         except Exception as exc:  # a bug must not stop the stream: park the event
             error = {"field": "(engine)", "message": type(exc).__name__}
-            result.rejected.append(Rejected(event, "engine_error", [error]))
+            payload = keep_payload(event.value)
+            result.rejected.append(Rejected(event, "engine_error", [error], decoded.type, payload))
             _rebuild(key, states, applied, result, read, policy)
             continue
         states[key] = new_state

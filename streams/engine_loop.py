@@ -42,6 +42,7 @@ from config.policy import Policy
 from config.settings import Settings
 from schemas.events import TimerDue
 from schemas.records import DeadLetter
+from schemas.redaction import keep_payload
 from schemas.wire import dumps
 from streams.changelog_restore import restore_partitions
 from streams.clock import Clock
@@ -96,10 +97,6 @@ def engine_group_id(settings: Settings) -> str:
     return f"{settings.app_id}-engine"
 
 
-def _payload_text(value: bytes | None, limit: int = 64_000) -> str:
-    return (value or b"")[:limit].decode("utf-8", "replace")
-
-
 def batch_output(
     result: BatchResult, topics: EngineTopics, now: datetime
 ) -> tuple[list[OutRecord], dict[int, dict[bytes, bytes | None]]]:
@@ -118,15 +115,15 @@ def batch_output(
             partition=rec.partition,
             offset=rec.offset,
         )
-        letter = DeadLetter(
+        letter = DeadLetter.of(
             occurred_at=now,
-            child_ref=_payload_text(rec.key, 200) or "unknown",
+            key=rec.key,
             source_topic=rec.topic,
             partition=rec.partition,
             offset=rec.offset,
             reason=rej.reason,
             errors=rej.errors,
-            payload=_payload_text(rec.value),
+            payload=rej.payload or keep_payload(rec.value),
         )
         out.append(OutRecord(topics.dead_letters, rec.key, dumps(letter)))
     out += [

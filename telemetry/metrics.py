@@ -20,7 +20,6 @@ registry is empty: the benchmark measures the cost of instrumentation by switchi
 
 from __future__ import annotations
 
-import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -72,7 +71,7 @@ TIERS: Final = tuple(t.value for t in Tier)
 CATEGORIES: Final = tuple(c.value for c in Category)
 KINDS: Final = tuple(k.value for k in AlertKind)
 CHANNELS: Final = tuple(c.value for c in Channel)
-TIMERS: Final = ("escalation", "dispatch-retry")
+TIMERS: Final = ("escalation", "dispatch-retry", "retention")
 TWILIO_CALLBACK_OUTCOMES: Final = (
     "accepted",
     "ignored",
@@ -83,15 +82,25 @@ TWILIO_CALLBACK_OUTCOMES: Final = (
 )
 # Rejections from streams.decode (invalid input) versus a valid event the engine could not apply.
 INVALID_REASONS: Final = frozenset(
-    {"empty_value", "invalid_event", "missing_key", "key_mismatch", "occurred_at_in_future"}
+    {
+        "empty_value",
+        "invalid_event",
+        "missing_key",
+        "key_mismatch",
+        "occurred_at_in_future",
+        "timestamp_in_future",
+    }
 )
 DEAD_LETTER_REASONS: Final = (
     *sorted(INVALID_REASONS),
     "engine_error",
     "invalid_dispatch_input",
+    "dispatch_error",
+    "render_failed",
     "undeliverable_no_address",
 )
-ROTA_GAP_KINDS: Final = ("slot_empty", "no_address")
+ROTA_GAP_KINDS: Final = ("slot_empty", "force_unknown", "no_address")
+RETENTION_KINDS: Final = ("delivery", "notified")
 
 # reported_at -> notifier hand-off. The first message of an episode should leave within
 # milliseconds to seconds; later ladder steps are hours after the report, hence the long tail.
@@ -139,15 +148,10 @@ def step_label(step_id: str) -> str:
     return stem if _LABEL_SAFE.match(stem) else UNKNOWN
 
 
-def event_type_label(raw: bytes | None) -> str:
-    """The ``type`` of a record that failed validation, if it names a known event type. Only
-    rejected records are peeked at, so the extra parse costs nothing on the normal path."""
-    try:
-        data = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError):
-        return UNKNOWN
-    value = data.get("type") if isinstance(data, dict) else None
-    return bounded(value, EVENT_TYPES) if isinstance(value, str) else UNKNOWN
+def event_type_label(event_type: str | None) -> str:
+    """The type a rejected record named, bounded; decided once where it was decoded
+    (streams/decode.py), so no metric ever parses a rejected record again."""
+    return bounded(event_type, EVENT_TYPES) if event_type else UNKNOWN
 
 
 def ingest_outcome(reason: str) -> str:
@@ -305,7 +309,7 @@ class RejectedLike(Protocol):
     @property
     def reason(self) -> str: ...
     @property
-    def event(self) -> typing.Any: ...
+    def event_type(self) -> str | None: ...
 
 
 class Metrics:
@@ -437,6 +441,13 @@ class Metrics:
             ["role", "kind"],
             registry=reg,
         )
+        self.retention_deleted_total = Counter(
+            f"{ns}_retention_deleted",
+            "Records deleted (tombstoned) because they outlived their retention: delivery "
+            "records with phone numbers and message bodies (docs/privacy.md).",
+            ["kind"],
+            registry=reg,
+        )
         self._open: OpenEpisodes | None = None
         if enabled:
             self._zero_known_series()
@@ -490,8 +501,9 @@ class Metrics:
             ).inc(n)
         for rej in batch.rejected:
             outcome = ingest_outcome(rej.reason)
-            value = getattr(rej.event, "value", None)
-            self.events_ingested.labels(type=event_type_label(value), outcome=outcome).inc()
+            self.events_ingested.labels(
+                type=event_type_label(rej.event_type), outcome=outcome
+            ).inc()
             self.dead_letters.labels(
                 stage="engine", reason=bounded(rej.reason, DEAD_LETTER_REASONS)
             ).inc()
@@ -536,6 +548,10 @@ class Metrics:
         if self.enabled:
             role_label = bounded(role, [*(r.value for r in Role), "named"])
             self.rota_gaps.labels(role=role_label, kind=bounded(kind, ROTA_GAP_KINDS)).inc()
+
+    def retention_deleted(self, kind: str) -> None:
+        if self.enabled:
+            self.retention_deleted_total.labels(kind=bounded(kind, RETENTION_KINDS)).inc()
 
     def dead_letter(self, stage: str, reason: str) -> None:
         if self.enabled:

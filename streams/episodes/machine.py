@@ -212,7 +212,6 @@ class _Run:
             local_authority=profile.local_authority if profile else None,
             police_force=profile.police_force if profile else None,
             initials=profile.initials if profile else None,
-            date_of_birth=profile.date_of_birth if profile else None,
             last_seen_at=episode.last_seen_at,
             reported_at=episode.reported_at,
             profile_missing=profile is None,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from alerts.fanout import fan_out
+from alerts.fanout import Links, fan_out
 from config import load_policy
 from config.settings import Settings
 from schemas.alerts import Alert, Channel
@@ -89,8 +89,7 @@ def expected(alert: dict[str, Any], env: dict[str, str]) -> list[Any]:
     return fan_out(
         Alert.model_validate(alert),
         policy,
-        base_url=env["MISSING_ALERTS_PUBLIC_BASE_URL"],
-        link_secret=Settings().link_key,
+        Links(env["MISSING_ALERTS_PUBLIC_BASE_URL"], Settings().link_key),
     )
 
 

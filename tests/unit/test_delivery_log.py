@@ -13,6 +13,7 @@ from alerts.delivery_log import (
     decode,
     decode_header,
     encode,
+    expires_at,
     fallback_alerts,
     needs_fallback,
 )
@@ -109,9 +110,17 @@ def test_undelivered_receipt_triggers_fallback() -> None:
 def test_table_encoding_round_trips_with_retry_header() -> None:
     d = attempt(SendResult(Outcome.RETRYABLE, error="x"))
     raw = encode(d)
-    assert decode(raw) == d and decode_header(raw) == (d.next_attempt_at, "C1")
+    assert decode(raw) == d and decode_header(raw) == (d.next_attempt_at, "C1", d.updated_at)
     done = attempt(SendResult(Outcome.DELIVERED, provider_message_id="SM1"))
-    assert decode_header(encode(done)) == (None, "C1")
+    assert decode_header(encode(done)) == (None, "C1", done.updated_at)
+
+
+def test_records_expire_a_retention_after_the_later_of_update_and_close() -> None:
+    keep = timedelta(days=90)
+    assert expires_at(T0, None, keep) is None  # episode open: the duty team needs them
+    assert expires_at(T0, T0 + timedelta(days=2), keep) == T0 + timedelta(days=92)
+    # An RHI reminder sent after the close counts from its own send.
+    assert expires_at(T0 + timedelta(days=3), T0, keep) == T0 + timedelta(days=93)
 
 
 def test_status_callback_parsing_and_signature() -> None:

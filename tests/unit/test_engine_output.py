@@ -3,8 +3,8 @@ entries it stores per partition once Kafka has acknowledged them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ from streams.engine_batch import BatchResult, process_batch
 from streams.engine_loop import EngineTopics, batch_output
 from streams.sending import OutRecord
 from streams.table_codec import decode_header, decode_state
+from tests.support.records import FakeRecord
 from tests.unit.episode_helpers import T0, absence, check_in, minutes, profile, shipped_policy
 
 TOPICS = EngineTopics(
@@ -30,17 +31,6 @@ TOPICS = EngineTopics(
 )
 NOW = T0 + minutes(1)
 BAD_VALUE = b'{"type": "absence", "child_ref": "BAD"'
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    """The attributes of an aiokafka ConsumerRecord the engine reads."""
-
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
 
 
 def rec(event: Any, topic: str, partition: int, offset: int) -> FakeRecord:
@@ -103,8 +93,46 @@ def test_dead_letter_names_its_source_record() -> None:
     assert (letter.source_topic, letter.partition, letter.offset) == (TOPICS.events, 3, 13)
     assert letter.reason == "invalid_event" and letter.errors
     assert letter.child_ref == "BAD"
-    assert letter.payload == BAD_VALUE.decode()
+    # Not JSON, so possibly a truncated profile: only its size and digest are kept.
+    assert letter.payload == "" and letter.payload_redacted
+    assert letter.payload_bytes == len(BAD_VALUE)
+    assert letter.payload_sha256 == hashlib.sha256(BAD_VALUE).hexdigest()
     assert letter.occurred_at == NOW
+
+
+def test_dead_letter_of_an_invalid_profile_keeps_errors_not_personal_values() -> None:
+    """Finding 7 of issue #10: the dead-letter topic kept raw invalid profiles."""
+    value = json.dumps(
+        {
+            "type": "profile",
+            "child_ref": "P1",
+            "occurred_at": NOW.isoformat(),
+            "initials": "not initials",
+            "date_of_birth": "2011-02-03",
+            "local_authority": "LA-EXAMPLE",
+            "full_name": "Jane Private",
+            "address": "1 Hidden Lane",
+            "medical_notes": "insulin",
+            "surname": "Private",
+        }
+    ).encode()
+    result = process_batch(
+        [FakeRecord(b"P1", value, TOPICS.profiles, 0, 5)],
+        read=lambda key: None,
+        policy=shipped_policy(),
+        now=lambda: NOW,
+        skew_tolerance=timedelta(0),
+    )
+    out, _ = batch_output(result, TOPICS, NOW)
+    (sent,) = on(out, TOPICS.dead_letters)
+    text = (sent.value or b"").decode()
+    for secret in ("Jane", "Hidden", "insulin", "Private", "2011-02-03"):
+        assert secret not in text
+    letter = DeadLetter.model_validate_json(sent.value or b"")
+    assert {"profile.initials", "profile.surname"} <= {e["field"] for e in letter.errors}
+    kept = json.loads(letter.payload)
+    assert kept["type"] == "profile" and kept["initials"] == "not initials"
+    assert kept["full_name"] == "[redacted]" and kept["surname"] == "[redacted]"
 
 
 def test_dead_letter_of_an_unkeyed_record_is_unknown() -> None:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from alerts.ack_links import verify_link
-from alerts.fanout import Gap, fan_out, rota_gaps
+from alerts.fanout import Gap, Links, fan_out, rota_gaps
 from config import load_policy
 from config.policy import Person, Policy, Role, Slot
 from config.settings import POLICY_DIR
@@ -31,7 +31,6 @@ def alert(**overrides: object) -> Alert:
         local_authority="LA-EXAMPLE",
         police_force="FORCE-EXAMPLE",
         initials="JD",
-        date_of_birth=date(2011, 3, 4),
         last_seen_at=NOW - timedelta(minutes=20),
         reported_at=NOW,
     )
@@ -40,7 +39,7 @@ def alert(**overrides: object) -> Alert:
 
 
 def test_one_notification_per_recipient_and_channel() -> None:
-    notes = fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET)
+    notes = fan_out(alert(), POLICY, Links("https://ma.example.org", SECRET))
     assert sorted(n.notification_id for n in notes) == [
         "K7Q2MD:high-t0:dsw-day:email",
         "K7Q2MD:high-t0:dsw-day:sms",
@@ -48,13 +47,13 @@ def test_one_notification_per_recipient_and_channel() -> None:
         "K7Q2MD:high-t0:pl-1:sms",
     ]
     # Deterministic: replaying an alert yields identical notifications (the dedupe key holds).
-    assert fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET) == notes
+    assert fan_out(alert(), POLICY, Links("https://ma.example.org", SECRET)) == notes
 
 
 def test_sms_is_minimal_and_fits_two_segments() -> None:
     sms = [
         n
-        for n in fan_out(alert(), POLICY, base_url="https://ma.example.org", link_secret=SECRET)
+        for n in fan_out(alert(), POLICY, Links("https://ma.example.org", SECRET))
         if n.channel is Channel.SMS
     ]
     body = sms[0].body
@@ -79,7 +78,7 @@ def test_sms_is_minimal_and_fits_two_segments() -> None:
 def test_email_has_subject_and_body() -> None:
     email = next(
         n
-        for n in fan_out(alert(), POLICY, base_url="https://x", link_secret=SECRET)
+        for n in fan_out(alert(), POLICY, Links("https://x", SECRET))
         if n.channel is Channel.EMAIL
     )
     assert email.subject == "[HIGH] MISSING: C123 (JD) - episode K7Q2MD"
@@ -87,9 +86,7 @@ def test_email_has_subject_and_body() -> None:
 
 
 def test_missing_profile_is_said() -> None:
-    notes = fan_out(
-        alert(profile_missing=True, initials=None), POLICY, base_url="https://x", link_secret=SECRET
-    )
+    notes = fan_out(alert(profile_missing=True, initials=None), POLICY, Links("https://x", SECRET))
     assert all("NO PROFILE" in n.body or "No Philomena profile" in n.body for n in notes)
 
 
@@ -108,9 +105,6 @@ def test_rota_gaps_report_empty_slots_and_missing_addresses() -> None:
     assert Gap("slot_empty", "duty_social_worker", "edt") in gaps
     assert Gap("no_address", "police_liaison", "pl-1", Channel.EMAIL) in gaps
     # The message that can be sent still goes: SMS to the liaison, both to the fallback.
-    ids = {
-        n.notification_id
-        for n in fan_out(alert(), policy, base_url="https://x", link_secret=SECRET)
-    }
+    ids = {n.notification_id for n in fan_out(alert(), policy, Links("https://x", SECRET))}
     assert "K7Q2MD:high-t0:pl-1:sms" in ids and "K7Q2MD:high-t0:pl-1:email" not in ids
     assert {"K7Q2MD:high-t0:edt:sms", "K7Q2MD:high-t0:edt:email"} <= ids

@@ -15,6 +15,7 @@ from config import load_policy
 from config.settings import POLICY_DIR
 from schemas.common import RiskFlag
 from schemas.wire import dumps
+from streams.decode import Rejection, decode_input
 from streams.engine_batch import process_batch
 from streams.table_codec import decode_open, encode_entry
 from streams.timers import TimerState, partition_for, rebuild
@@ -34,6 +35,8 @@ from telemetry.metrics import (
     step_label,
 )
 from tests.support import events as ev
+from tests.support.records import FakeRecord
+from tests.unit.episode_helpers import shipped_policy
 
 POLICY = load_policy(POLICY_DIR)
 T0 = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
@@ -60,13 +63,35 @@ def test_step_labels_fold_unbounded_suffixes() -> None:
     assert step_label("bad label with spaces") == "unknown"
 
 
+def _rejected_type(value: bytes | None) -> str:
+    out = decode_input(b"C1", value, now=T0, skew_tolerance=timedelta(0))
+    assert isinstance(out, Rejection)
+    return event_type_label(out.event_type)
+
+
 def test_event_type_of_rejected_records_is_bounded() -> None:
-    assert event_type_label(json.dumps({"type": "absence", "child_ref": 1}).encode()) == "absence"
-    assert event_type_label(b'{"type": "Jane Doe"}') == "unknown"
-    assert event_type_label(b"not json") == "unknown"
-    assert event_type_label(b"[1, 2]") == "unknown"
-    assert event_type_label(None) == "unknown"
+    assert _rejected_type(json.dumps({"type": "absence", "child_ref": 1}).encode()) == "absence"
+    assert _rejected_type(b'{"type": "Jane Doe"}') == "unknown"
+    assert _rejected_type(b"not json") == "unknown"
+    assert _rejected_type(b"[1, 2]") == "unknown"
+    assert _rejected_type(None) == "unknown"
     assert set(EVENT_TYPES) >= {"absence", "check_in", "timer_due", "acknowledgement"}
+
+
+def test_deeply_nested_record_is_counted_without_parsing_it_again() -> None:
+    """Finding 2 of issue #10: 60,000 '[' were dead-lettered, then a metrics helper parsed the
+    record again with json.loads, hit RecursionError and took the engine down."""
+    result = process_batch(
+        [FakeRecord(b"C1", b"[" * 60_000, "t.events", 0, 1)],
+        read=lambda key: None,
+        policy=shipped_policy(),
+        now=lambda: T0,
+        skew_tolerance=timedelta(0),
+    )
+    metrics = Metrics()
+    metrics.observe_engine_batch(result)  # raised RecursionError before
+    ingested = "missing_alerts_events_ingested_total"
+    assert value(metrics.registry, ingested, type="unknown", outcome="invalid") == 1
 
 
 def test_outcome_mappings() -> None:

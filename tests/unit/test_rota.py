@@ -43,10 +43,29 @@ def test_weekends_and_bank_holidays_are_out_of_hours() -> None:
 def test_police_liaison_by_force_and_fallback() -> None:
     at = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
     assert people(Role.POLICE_LIAISON, at, force="FORCE-EXAMPLE") == ["pl-1"]
-    unknown = resolve_role(
-        ROTA, Role.POLICE_LIAISON, local_authority="LA-EXAMPLE", police_force="NOPE", at=at
+    for force in ("NOPE", None):  # a force the rota does not know, or no profile at all
+        unknown = resolve_role(
+            ROTA, Role.POLICE_LIAISON, local_authority="LA-EXAMPLE", police_force=force, at=at
+        )
+        # The authority's police contact, never the duty social worker; counted as a gap.
+        assert [(r.person_id, r.gap) for r in unknown] == [("police-desk", "force_unknown")]
+
+
+def test_unprofiled_child_at_night_reaches_a_police_contact_and_the_duty_team() -> None:
+    """Finding 4 of issue #10: the unknown force fell back to the emergency duty team, which is
+    also the out-of-hours duty social worker, and the two merged into one person."""
+    at = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)  # Saturday night: edt is on duty
+    recs = resolve_roles(
+        ROTA,
+        ("duty_social_worker", "police_liaison"),
+        local_authority="LA-EXAMPLE",
+        police_force=None,
+        at=at,
     )
-    assert [r.person_id for r in unknown] == ["edt"] and unknown[0].fallback
+    assert [(r.person_id, r.role) for r in recs] == [
+        ("edt", "duty_social_worker"),
+        ("police-desk", "police_liaison"),
+    ]
 
 
 def test_empty_slot_uses_fallback_contact() -> None:

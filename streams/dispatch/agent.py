@@ -1,0 +1,227 @@
+"""The dispatch agent: a thin Faust shell around streams/dispatch/pipeline.py.
+
+It binds the pipeline's ports to the worker's tables and topics and runs each input record as
+its own task, so a slow or hung provider holds only its own message. A record's offset is
+acknowledged to Faust only when its task finished, i.e. when its delivery records are written
+and its follow-ups (fallbacks, dead letters) are on Kafka; Faust commits the highest offset
+below which everything is acknowledged (and flushes the table changelogs first), so a crash
+replays exactly the records whose outcome was not yet durable, and the notification log stops
+a replayed alert from reaching anyone twice.
+
+Timers (they run on every worker over its own partitions and only emit events; the agent
+applies them, so tables are written inside stream processing only):
+- the retry timer sends RetryDue when a parked message's backoff expires;
+- the retention sweep sends RetentionDue for delivery records past their retention.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from alerts import notified as notified_codec
+from alerts.delivery_log import Delivery, decode, decode_header, encode, expires_at
+from alerts.fanout import Links
+from alerts.retry import RetryPolicy
+from schemas.alerts import Alert, RetentionDue, RetryDue
+from schemas.records import DeadLetter
+from streams.app import Resources, Wiring
+from streams.dispatch.pipeline import DispatchConfig, Dispatcher, Item, Source
+from streams.dispatch.runner import ItemRunner
+from streams.due_index import DueEntry
+from streams.faust_context import event_context
+from streams.sending import send_durably
+from streams.timers import TimerState, partition_for, wire_timer
+from telemetry.logging import episode_code_of, get_logger
+
+log = get_logger("missing_alerts.dispatch.agent")
+
+
+class TableDeliveryLog:
+    """The ``deliveries`` table seen from one input record: writes land on its partition, and
+    the retry index follows every write."""
+
+    def __init__(self, table: Any, event: Any, timer: TimerState) -> None:
+        self.table, self.event, self.timer = table, event, timer
+
+    def get(self, notification_id: str) -> Delivery | None:
+        raw = self.table.get(notification_id.encode())
+        return decode(raw) if raw else None
+
+    def put(self, delivery: Delivery) -> None:
+        nid = delivery.notification.notification_id.encode()
+        with event_context(self.event):
+            self.table[nid] = encode(delivery)
+        retry_at = delivery.next_attempt_at if delivery.status == "retrying" else None
+        self.timer.index.set(nid, retry_at, delivery.notification.child_ref)
+
+    def delete(self, notification_id: str) -> None:
+        nid = notification_id.encode()
+        with event_context(self.event):
+            self.table.pop(nid, None)
+        self.timer.index.set(nid, None, None)
+
+
+class TableNotifiedLog:
+    """The ``episode-notified`` global table seen from one input record."""
+
+    def __init__(self, table: Any, event: Any) -> None:
+        self.table, self.event = table, event
+
+    def _get(self, code: str) -> notified_codec.Notified:
+        return notified_codec.decode(self.table.get(code.encode()))
+
+    def _set(self, code: str, entry: notified_codec.Notified | None) -> None:
+        if entry is not None:
+            with event_context(self.event):
+                self.table[code.encode()] = notified_codec.encode(entry)
+
+    def add(self, episode_code: str, person: str) -> None:
+        self._set(episode_code, self._get(episode_code).with_person(person))
+
+    def close(self, episode_code: str, at: datetime) -> None:
+        self._set(episode_code, self._get(episode_code).with_close(at))
+
+    def closed_at(self, episode_code: str) -> datetime | None:
+        return self._get(episode_code).closed_at
+
+    def forget(self, episode_code: str) -> None:
+        if self.table.get(episode_code.encode()) is not None:
+            with event_context(self.event):
+                self.table.pop(episode_code.encode(), None)
+
+
+def dispatch_config(r: Resources) -> DispatchConfig:
+    s = r.settings
+    return DispatchConfig(
+        links=Links(s.public_base_url, s.link_key, timedelta(seconds=s.link_ttl_s)),
+        retry=RetryPolicy(
+            initial=timedelta(seconds=s.dispatch_retry_initial_s),
+            cap=timedelta(seconds=s.dispatch_retry_cap_s),
+            deadline=timedelta(seconds=s.dispatch_retry_deadline_s),
+        ),
+        retention=timedelta(days=s.delivery_retention_days),
+        concurrency=s.dispatch_concurrency,
+        attempt_timeout=timedelta(seconds=s.sms_timeout_s + 5),
+    )
+
+
+def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
+    settings, clock, metrics = r.settings, r.clock, r.metrics
+    timer = TimerState("dispatch-retry", metrics=metrics)
+
+    async def emit(records: Sequence[BaseModel]) -> None:
+        topics = {Alert: w.alerts, DeadLetter: w.dead_letters}
+        await send_durably(
+            [(topics[type(rec)], rec.child_ref.encode(), rec) for rec in records]  # type: ignore[attr-defined]
+        )
+
+    dispatcher = Dispatcher(
+        policy=r.policy,
+        config=dispatch_config(r),
+        notifiers=r.notifiers,
+        emit=emit,
+        clock=clock,
+        metrics=metrics,
+    )
+    runner = ItemRunner(limit=settings.dispatch_max_outstanding)
+
+    def delivery_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
+        header = decode_header(value)
+        return header.child_ref.encode(), header.retry_at, header.child_ref
+
+    async def emit_retry(entry: DueEntry, now: datetime) -> None:
+        await w.retries.send(
+            key=entry.tag.encode(),
+            value=RetryDue(
+                occurred_at=now,
+                child_ref=entry.tag,
+                notification_id=entry.key.decode(),
+                due_at=entry.due_at,
+            ),
+        )
+
+    wire_timer(
+        w.app,
+        w.deliveries,
+        settings,
+        clock,
+        timer,
+        source_topic=settings.topic("alerts"),
+        header=delivery_header,
+        emit=emit_retry,
+    )
+    _wire_retention_sweep(w, r, dispatch_config(r).retention)
+
+    @w.app.on_partitions_revoked.connect
+    async def _drain_before_revoke(*_args: Any, **_kwargs: Any) -> None:
+        # Records of a partition that is moving finish here, before its new owner replays them.
+        await runner.drain(within_s=settings.sms_timeout_s + 10)
+
+    @w.app.agent(w.dispatch_inputs, name="dispatch")
+    async def dispatch(stream: Any) -> None:
+        try:
+            async for events in stream.noack_take(
+                settings.dispatch_batch_max, settings.dispatch_batch_within_s
+            ):
+                for event in events:
+                    await runner.submit(_one(event, stream))
+        finally:
+            await runner.drain(within_s=settings.sms_timeout_s + 10)
+
+    async def _one(event: Any, stream: Any) -> None:
+        msg = event.message
+        item = Item(
+            source=Source(msg.topic, msg.partition, msg.offset, event.key, event.value),
+            log=TableDeliveryLog(w.deliveries, event, timer),
+            notified=TableNotifiedLog(w.notified, event),
+        )
+        await dispatcher.handle(item)
+        await stream.ack(event)
+
+    return dispatcher
+
+
+def _wire_retention_sweep(w: Wiring, r: Resources, retention: timedelta) -> None:
+    """Every RETENTION_SWEEP_INTERVAL_S, look over this worker's delivery records (header
+    lines only) and ask the agent to delete those past their retention."""
+    settings, clock, metrics = r.settings, r.clock, r.metrics
+    alerts_topic = settings.topic("alerts")
+
+    @w.app.timer(interval=settings.retention_sweep_interval_s, name="retention-sweep")
+    async def sweep() -> None:
+        if w.app.rebalancing or not w.app.tables.recovery.completed.is_set():
+            return
+        actives = {
+            tp.partition for tp in w.app.assignor.assigned_actives() if tp.topic == alerts_topic
+        }
+        now = clock.now()
+        due: list[tuple[str, str]] = []
+        for key, value in list(w.deliveries.items()):
+            header = decode_header(value)
+            if partition_for(header.child_ref.encode(), settings.topic_partitions) not in actives:
+                continue
+            code = episode_code_of(bytes(key).decode())
+            closed = (
+                notified_codec.decode(w.notified.get(code.encode())).closed_at if code else None
+            )
+            expiry = expires_at(header.updated_at or now, closed, retention)
+            if expiry is not None and expiry <= now:
+                due.append((bytes(key).decode(), header.child_ref))
+            if len(due) >= settings.timer_batch:
+                break
+        for nid, child in due:
+            with contextlib.suppress(Exception):  # a lost request is sent again next sweep
+                await w.retries.send(
+                    key=child.encode(),
+                    value=RetentionDue(occurred_at=now, child_ref=child, notification_id=nid),
+                )
+            await asyncio.sleep(0)
+        metrics.timer_tick("retention", len(due), len(due))
+        if due:
+            log.info("retention sweep", expired=len(due))
