@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from config.policy import Templates
 from schemas.alerts import Alert, Channel
-from schemas.common import Category
+from schemas.common import Category, split_child_ref
 
 SMS_PREFIX = "MISSING-ALERT:"
 
@@ -30,14 +30,15 @@ def alert_context(
     zone = ZoneInfo(timezone)
     return {
         "prefix": SMS_PREFIX,
-        "child_ref": alert.child_ref,
+        # The reference as the authority's own case system writes it (no "@authority").
+        "child_ref": split_child_ref(alert.child_ref)[0],
         "initials": alert.initials or "??",
         "category_label": "MISSING" if alert.category is Category.MISSING else "AWAY",
         "tier": alert.tier.value,
         "last_seen": _local(alert.last_seen_at, zone),
         "elapsed": _elapsed(alert.last_seen_at, alert.occurred_at),
         "episode_code": alert.episode_code,
-        "link": f"{base_url.rstrip('/')}/e/{alert.episode_code}",
+        "link": "",  # each message gets its own signed link (alerts/fanout.py)
         "profile_missing": alert.profile_missing,
         "local_authority": alert.local_authority or "unknown",
         "rhi_due": "",

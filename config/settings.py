@@ -17,6 +17,7 @@ from config.errors import ConfigError, describe_validation_error
 
 ENV_PREFIX = "MISSING_ALERTS_"
 POLICY_DIR = Path(__file__).parent
+MIN_LINK_SECRET_BYTES = 32
 DEFAULT_KAFKA_LOCAL_DIR = Path.home() / ".cache" / "missing-alerts" / "kafka-local"
 
 
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     email_from: str = "missing-alerts@example.org"
     outbox_path: Path | None = None
+    # Production refuses to start without Twilio and SMTP unless this says the outbox file is
+    # meant (a staging system, a dry run).
+    outbox_in_production: bool = False
 
     # Clock skew: events stamped further in the future than this are rejected as invalid.
     clock_skew_tolerance_s: float = Field(default=300.0, ge=0)
@@ -102,6 +106,12 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
     api_produce_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # A request body must arrive within this; headers within WEB_HEADER_TIMEOUT_S of connecting
+    # (or of the previous response): slow clients cannot hold connections open.
+    api_body_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    web_header_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    # Requests without a valid key, per client address and minute, before 429.
+    api_anonymous_per_minute: int = Field(default=60, ge=1)
     # Signed one-click acknowledgement links in messages.
     link_secret: SecretStr | None = None
     link_ttl_s: float = Field(default=48 * 3600, gt=0)
@@ -143,9 +153,27 @@ class Settings(BaseSettings):
             )
         if self.smtp_username and not self.smtp_password:
             raise ValueError("SMTP_PASSWORD is required when SMTP_USERNAME is set")
-        if self.environment == "production" and not (self.link_secret and self.api_keys_file):
-            raise ValueError("LINK_SECRET and API_KEYS_FILE are required in production")
+        if self.environment == "production":
+            self._fail_closed_in_production()
         return self
+
+    def _fail_closed_in_production(self) -> None:
+        """Production never runs on development defaults: its own link secret (long enough
+        that links cannot be forged by guessing it), its own keys file (checked for
+        development keys when loaded, streams/web/auth.py), and real notifiers unless the
+        operator says in so many words that messages may go to the outbox file."""
+        if not (self.link_secret and self.api_keys_file):
+            raise ValueError("LINK_SECRET and API_KEYS_FILE are required in production")
+        if len(self.link_secret.get_secret_value().encode()) < MIN_LINK_SECRET_BYTES:
+            raise ValueError(
+                f"LINK_SECRET must be at least {MIN_LINK_SECRET_BYTES} bytes in production"
+            )
+        if not self.outbox_in_production and not (self.twilio_account_sid and self.smtp_host):
+            raise ValueError(
+                "production sends SMS through Twilio and email through SMTP: set TWILIO_ACCOUNT_SID"
+                " (with TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER) and SMTP_HOST, or set "
+                "OUTBOX_IN_PRODUCTION=true to write messages to the outbox file instead"
+            )
 
     @property
     def link_key(self) -> bytes:
@@ -153,6 +181,10 @@ class Settings(BaseSettings):
         if self.link_secret is not None:
             return self.link_secret.get_secret_value().encode()
         return b"missing-alerts-development-link-secret"
+
+    @property
+    def development_api_keys_file(self) -> Path:
+        return POLICY_DIR / "api_keys.dev.yaml"
 
     @property
     def resolved_api_keys_file(self) -> Path:

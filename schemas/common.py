@@ -13,16 +13,44 @@ SCHEMA_VERSION: Literal[1] = 1
 
 # Child references are opaque case-system identifiers. Keeping them to a safe alphabet means
 # they can be used as Kafka keys, URL path segments and log values without escaping.
+#
+# A reference means something only inside the local authority whose case system issued it
+# (two councils' systems can both have a child 10234), so a child is identified by authority
+# and reference: ``<reference>@<authority>``, written without the suffix for the deployment's
+# default authority (rota.yaml ``default_local_authority``). The API adds the suffix from the
+# caller's key; producers writing straight to Kafka write it themselves. docs/api.md.
+AUTHORITY_SEPARATOR: Final = "@"
+_REF = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 ChildRef = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-        description="Case-system reference of the child (not a name).",
-        examples=["C123"],
+        max_length=129,
+        pattern=rf"^{_REF}(@{_REF})?$",
+        description=(
+            "Case-system reference of the child (not a name), suffixed '@<local authority>' "
+            "unless the child belongs to the deployment's default authority."
+        ),
+        examples=["C123", "10234@LA-OTHER"],
     ),
 ]
+
+
+def split_child_ref(child_ref: str) -> tuple[str, str | None]:
+    """(the authority's own reference, the authority named in it or None)."""
+    ref, sep, authority = child_ref.partition(AUTHORITY_SEPARATOR)
+    return ref, (authority if sep else None)
+
+
+def scoped_child_ref(ref: str, authority: str, default_authority: str) -> str:
+    """The one spelling of a child of ``authority``: suffixed unless it is the default."""
+    return ref if authority == default_authority else f"{ref}{AUTHORITY_SEPARATOR}{authority}"
+
+
+def authority_of(child_ref: str, default_authority: str) -> str:
+    return split_child_ref(child_ref)[1] or default_authority
+
+
 EpisodeCode = Annotated[
     str,
     Field(

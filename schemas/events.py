@@ -114,6 +114,14 @@ class Acknowledgement(Envelope):
     episode_code: EpisodeCode
     recipient_id: str = Field(min_length=1, max_length=64, description="Rota person id.")
     via: Literal["api", "sms", "link"]
+    basis: Literal["notified", "named_responder"] = Field(
+        default="notified",
+        description=(
+            "Why this person may acknowledge: they were sent a message for the episode, or "
+            "they are the named responder of the API key that acknowledged."
+        ),
+    )
+    api_key_id: str | None = Field(default=None, max_length=64, description="API key used.")
 
 
 class ReturnInterviewRecorded(Envelope):

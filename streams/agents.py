@@ -25,6 +25,10 @@ from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.engine_supervisor")
 
+# How the engine ends when asked to (streams/engine_process.py exits 0 after SIGTERM/SIGINT or
+# when its parent is gone; a signal before its handlers are installed ends it by the signal).
+STOPPED_ON_REQUEST = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
+
 
 def _free_port(host: str) -> int:
     with socket.socket() as s:
@@ -62,12 +66,19 @@ class EngineProcess(Service):  # type: ignore[misc]
     async def _watch(self) -> None:
         assert self.proc is not None
         code = await self.proc.wait()
-        if not self._stopping:
+        if self._stopping:
+            return
+        if code in STOPPED_ON_REQUEST:
+            # A SIGTERM to the process group (docker stop, Ctrl-C, the tests) reaches the engine
+            # too, and it may finish before this process handles its own copy: a stop, not a
+            # failure.
+            log.info("engine process stopped; stopping the worker", exit_code=code)
+        else:
             log.error("engine process exited; stopping the worker", exit_code=code)
             self.failed_with = code
-            # The same orderly shutdown as an operator's SIGTERM: dispatch finishes what it
-            # has in flight, offsets are committed, the group is left.
-            os.kill(os.getpid(), signal.SIGTERM)
+        # The same orderly shutdown as an operator's SIGTERM: dispatch finishes what it has in
+        # flight, offsets are committed, the group is left.
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def on_stop(self) -> None:
         self._stopping = True

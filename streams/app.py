@@ -60,7 +60,6 @@ class Wiring:
     retries: Any
     deliveries: Any
     episode_codes: Any
-    directory: Any
     notified: Any
     engine: Any = None  # streams.engine_loop.Engine, set by wire_agents
 
@@ -97,6 +96,8 @@ def create_app(resources: Resources) -> Wiring:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         web_host=settings.web_host,
+        # Faust binds 0.0.0.0 unless told: bind exactly the configured host.
+        web_bind=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         key_serializer="raw",
@@ -144,8 +145,6 @@ def create_app(resources: Resources) -> Wiring:
         # Episode code -> child reference on every worker: SMS replies, links and the API name
         # episodes by code, while everything else is keyed (and partitioned) by child.
         episode_codes=table(app.GlobalTable, "episode-codes", **engine_fed),
-        # Child -> local authority on every worker, for the API's per-authority access checks.
-        directory=table(app.GlobalTable, "child-directory", **engine_fed),
         # Episode code -> people sent a message for it (JSON list), for SMS-reply checks.
         notified=table(app.GlobalTable, "episode-notified"),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
@@ -158,13 +157,16 @@ def create_app(resources: Resources) -> Wiring:
     from streams.web.deliveries import wire_deliveries
     from streams.web.metrics import wire_metrics
     from streams.web.responders import wire_responders
+    from streams.web.server import harden_web_server
     from streams.web.twilio_status import wire_twilio_status
 
     wiring.engine = wire_agents(wiring, resources)
     wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
-    wire_deliveries(wiring, resources)
     wire_carer_page(wiring, resources)
-    wire_responders(wiring, resources, wire_api(wiring, resources))
+    api = wire_api(wiring, resources)
+    wire_responders(wiring, resources, api)
+    wire_deliveries(wiring, resources, api)
     wire_metrics(wiring, resources)
+    harden_web_server(app, settings)
     return wiring

@@ -24,6 +24,9 @@ from schemas.events import AbsenceReported, ChildProfile
 def _load() -> tuple[Settings, Policy]:
     settings = load_settings()
     policy = load_policy(settings.policy_dir)
+    from streams.web.auth import load_checked_keys
+
+    load_checked_keys(settings, policy.rota)  # a bad keys file stops start-up here, in one line
     return settings, policy
 
 
@@ -156,12 +159,21 @@ def export() -> None:
     default=None,
     help="Also write return home interview offered/accepted per period to this CSV.",
 )
-def export_ssda903(start: datetime, end: datetime, rhi_out: str | None) -> None:
+@click.option(
+    "--local-authority",
+    "authority",
+    default=None,
+    help="Whose return (default: the rota's default_local_authority).",
+)
+def export_ssda903(
+    start: datetime, end: datetime, rhi_out: str | None, authority: str | None
+) -> None:
     """Write the SSDA903 "Missing" table (CSV) for periods overlapping [--from, --to]."""
-    from streams.export import fold_records, rhi_csv, select_periods, ssda903_csv
+    from streams.export import fold_records, of_authority, rhi_csv, select_periods, ssda903_csv
     from streams.topic_reader import read_all
 
-    settings, _ = _load()
+    settings, policy = _load()
+    default = policy.rota.default_local_authority
 
     async def _read() -> tuple[list[dict[str, Any]], dict[str, date]]:
         records = await read_all(settings, settings.topic("episode-events"))
@@ -174,7 +186,8 @@ def export_ssda903(start: datetime, end: datetime, rhi_out: str | None) -> None:
         return [v for _k, v in records], dobs
 
     records, dobs = asyncio.run(_read())
-    result = select_periods(fold_records(records).values(), dobs, start.date(), end.date())
+    periods = of_authority(fold_records(records).values(), authority or default, default)
+    result = select_periods(periods, dobs, start.date(), end.date())
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(ssda903_csv(result, dobs), nl=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 from config.policy import Policy
 from schemas.alerts import Alert
+from schemas.common import authority_of
 from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
 from schemas.redaction import KeptPayload, keep_payload
@@ -56,7 +57,6 @@ class BatchResult:
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
     opened: list[tuple[Any, str, bytes]] = field(default_factory=list)  # (event, code, child)
-    profiles: list[tuple[Any, bytes, str]] = field(default_factory=list)  # (event, child, LA)
     # For metrics: applied events by type, and alert id -> (type, occurred_at) of the input
     # that fired it (escalation lateness counts from it when it made the step due).
     accepted: Counter[str] = field(default_factory=Counter)
@@ -86,6 +86,19 @@ def process_batch(
             )
             continue
         key: bytes = event.key
+        if isinstance(decoded, ChildProfile):
+            wrong = _authority_mismatch(decoded, policy)
+            if wrong is not None:
+                result.rejected.append(
+                    Rejected(
+                        event,
+                        "authority_mismatch",
+                        [wrong],
+                        decoded.type,
+                        keep_payload(event.value),
+                    )
+                )
+                continue
         try:
             if key not in states:
                 raw = read(key)
@@ -100,8 +113,6 @@ def process_batch(
             continue
         states[key] = new_state
         applied.setdefault(key, []).append((decoded, at))
-        if isinstance(decoded, ChildProfile) and new_state.profile == decoded:
-            result.profiles.append((event, key, decoded.local_authority))
         result.applied += 1
         result.accepted[decoded.type] += 1
         # Most events (check-ins of children with no episode) have no effects at all.
@@ -115,6 +126,19 @@ def process_batch(
         due_at, due_code = (due.at, due.episode_code) if due else (None, None)
         result.writes[key] = Write(event, new_state, due_at, due_code)
     return result
+
+
+def _authority_mismatch(profile: ChildProfile, policy: Policy) -> dict[str, str] | None:
+    """A reference belongs to one authority (schemas/common.py): a profile may not claim a
+    child of another, which is what let the first authority to profile a reference own it."""
+    default = policy.rota.default_local_authority
+    if authority_of(profile.child_ref, default) == profile.local_authority:
+        return None
+    return {
+        "field": "local_authority",
+        "message": "differs from the authority the child reference names "
+        "(write '<reference>@<authority>' for a child of another authority)",
+    }
 
 
 def _rebuild(

@@ -71,7 +71,6 @@ class EngineTopics:
     dead_letters: str
     state_changelog: str  # the episodes state, compacted, co-partitioned with events
     codes_changelog: str  # Faust GlobalTable "episode-codes" (episode code -> child)
-    directory_changelog: str  # Faust GlobalTable "child-directory" (child -> authority)
 
     @property
     def inputs(self) -> tuple[str, str, str]:
@@ -89,7 +88,6 @@ class EngineTopics:
             dead_letters=specs["dead_letters"].name,
             state_changelog=specs["episodes_changelog"].name,
             codes_changelog=specs["codes_changelog"].name,
-            directory_changelog=specs["directory_changelog"].name,
         )
 
 
@@ -128,10 +126,6 @@ def batch_output(
         out.append(OutRecord(topics.dead_letters, rec.key, dumps(letter)))
     out += [
         OutRecord(topics.codes_changelog, code.encode(), child) for _, code, child in result.opened
-    ]
-    out += [
-        OutRecord(topics.directory_changelog, child, authority.encode())
-        for _, child, authority in result.profiles
     ]
     states: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
     for key, write in result.writes.items():

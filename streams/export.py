@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from schemas.common import authority_of, split_child_ref
+
 SSDA903_COLUMNS = ("CHILD", "DOB", "MISSING", "MIS_START", "MIS_END")
 RHI_COLUMNS = ("CHILD", "MIS_START", "RHI_OFFERED", "RHI_OFFERED_DATE", "RHI_ACCEPTED")
 
@@ -116,12 +118,24 @@ def _d(value: date | datetime | None) -> str:
     return (value.date() if isinstance(value, datetime) else value).strftime("%d/%m/%Y")
 
 
+def of_authority(periods: Iterable[Period], authority: str, default_authority: str) -> list[Period]:
+    """One authority's periods: each council makes its own return, with its own references."""
+    return [p for p in periods if authority_of(p.child, default_authority) == authority]
+
+
+def _child(child_ref: str) -> str:
+    """The reference as the authority's case system writes it (no '@authority')."""
+    return split_child_ref(child_ref)[0]
+
+
 def ssda903_csv(export: Export, dobs: dict[str, date]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(SSDA903_COLUMNS)
     for p in export.periods:
-        writer.writerow([p.child, _d(dobs.get(p.child)), p.category_code, _d(p.start), _d(p.end)])
+        writer.writerow(
+            [_child(p.child), _d(dobs.get(p.child)), p.category_code, _d(p.start), _d(p.end)]
+        )
     return buf.getvalue()
 
 
@@ -134,5 +148,5 @@ def rhi_csv(export: Export) -> str:
             continue
         offered = "Y" if p.rhi_offered_on else "N"
         accepted = "" if p.rhi_accepted is None else ("Y" if p.rhi_accepted else "N")
-        writer.writerow([p.child, _d(p.start), offered, _d(p.rhi_offered_on), accepted])
+        writer.writerow([_child(p.child), _d(p.start), offered, _d(p.rhi_offered_on), accepted])
     return buf.getvalue()

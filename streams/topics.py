@@ -47,10 +47,9 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         # The engine's state per child (compacted): the source of truth its local store is a
         # copy of, co-partitioned with events (streams/engine_loop.py).
         "episodes_changelog": TopicSpec(f"{app}-episodes-changelog", n, compact),
-        # Changelogs of two Faust GlobalTables the engine writes directly: episode code -> child
-        # and child -> local authority, read by every worker's API.
+        # Changelog of the Faust GlobalTable the engine writes directly: episode code -> child,
+        # read by every worker's API.
         "codes_changelog": TopicSpec(f"{app}-episode-codes-changelog", n, compact),
-        "directory_changelog": TopicSpec(f"{app}-child-directory-changelog", n, compact),
     }
     return specs
 

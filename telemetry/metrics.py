@@ -89,6 +89,7 @@ INVALID_REASONS: Final = frozenset(
         "key_mismatch",
         "occurred_at_in_future",
         "timestamp_in_future",
+        "authority_mismatch",
     }
 )
 DEAD_LETTER_REASONS: Final = (

@@ -20,7 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from config.policy import Policy, Role, Step
 from schemas.alerts import Alert, AlertKind, Channel
-from schemas.common import Category, RiskFlag
+from schemas.common import Category, RiskFlag, authority_of
 from schemas.events import (
     AbsenceReported,
     Acknowledgement,
@@ -209,7 +209,13 @@ class _Run:
             roles=roles,
             channels=channels,
             template=template,
-            local_authority=profile.local_authority if profile else None,
+            # With no profile yet, the authority the reference names: the child's own duty
+            # team is told, not the default authority's.
+            local_authority=(
+                profile.local_authority
+                if profile
+                else authority_of(self.state.child_ref, self.policy.rota.default_local_authority)
+            ),
             police_force=profile.police_force if profile else None,
             initials=profile.initials if profile else None,
             last_seen_at=episode.last_seen_at,
@@ -360,6 +366,8 @@ def _on_acknowledgement(run: _Run, event: Acknowledgement) -> None:
         "acknowledged",
         recipient_id=event.recipient_id,
         via=event.via,
+        basis=event.basis,
+        api_key_id=event.api_key_id,
         first=first,
         silenced_steps=silenced if first else [],
     )

@@ -10,14 +10,14 @@ served by the worker owning the child's partition, so they work with any number 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
+from alerts import notified as notified_codec
 from schemas.events import (
     AbsenceReported,
     Acknowledgement,
@@ -28,9 +28,25 @@ from schemas.events import (
     ReturnReported,
 )
 from streams.app import Resources, Wiring
-from streams.decode import field_errors
+from streams.decode import field_errors, future_fields
+from streams.web.access import (
+    EPISODE_CODE,
+    ApiError,
+    acknowledger,
+    check_child,
+    child_in_scope,
+    idempotency_key,
+)
 from streams.web.api_producer import ApiProducer
-from streams.web.auth import ApiKey, KeyRing, RateLimiter, Scope, bearer, load_keys
+from streams.web.auth import (
+    AddressLimiter,
+    ApiKey,
+    KeyRing,
+    RateLimiter,
+    Scope,
+    bearer,
+    load_checked_keys,
+)
 from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
 from streams.web.openapi import build_openapi
 from telemetry.logging import get_logger
@@ -38,14 +54,6 @@ from telemetry.logging import get_logger
 log = get_logger("missing_alerts.api")
 
 Handler = Callable[..., Awaitable[Any]]
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
 
 
 def problem(view: Any, exc: ApiError) -> Any:
@@ -60,17 +68,25 @@ class Api:
 
     def __init__(self, w: Wiring, r: Resources) -> None:
         self.w, self.r, self.settings = w, r, r.settings
+        self.default_authority = r.policy.rota.default_local_authority
         self.producer = ApiProducer(r.settings)
         w.app.add_dependency(self.producer)
-        self.keys: KeyRing = load_keys(r.settings.resolved_api_keys_file)
+        self.keys: KeyRing = load_checked_keys(r.settings, r.policy.rota)
         self.limiter = RateLimiter()
+        # Requests without a valid key, per client address: brute force and floods are cheap
+        # to refuse (429) before any key hashing.
+        self.anonymous = AddressLimiter(r.settings.api_anonymous_per_minute)
         self.replays = IdempotencyCache()
 
     # -- checks ---------------------------------------------------------------------------
 
     def authenticate(self, request: Any, scope: Scope) -> ApiKey:
+        peer = request.remote or "unknown"
+        if not self.anonymous.has_budget(peer):
+            raise ApiError(429, "rate_limited", None, {"Retry-After": "60"})
         key = self.keys.authenticate(bearer(request.headers.get("Authorization")))
         if key is None:
+            self.anonymous.spend(peer)
             raise ApiError(
                 401,
                 "unauthorized",
@@ -84,15 +100,13 @@ class Api:
             raise ApiError(429, "rate_limited", None, {"Retry-After": str(max(1, round(wait)))})
         return key
 
-    def check_child(
-        self, key: ApiKey, child_ref: str, *, claimed_authority: str | None = None
-    ) -> None:
-        """Known children must belong to one of the key's authorities. An absence for a child
-        nobody has profiled is still accepted: refusing a missing-child report is worse."""
-        raw = self.w.directory.get(child_ref.encode())
-        authority = raw.decode() if raw else claimed_authority
-        if authority is not None and authority not in key.local_authorities:
-            raise ApiError(403, "forbidden", "this child is outside the key's local authorities")
+    def scope_child(self, key: ApiKey, given: str, *, authority: str | None = None) -> str:
+        return child_in_scope(
+            key, given, authority=authority, default_authority=self.default_authority
+        )
+
+    def check_child(self, key: ApiKey, child_ref: str) -> None:
+        check_child(key, child_ref, self.default_authority)
 
     async def body(self, request: Any) -> tuple[bytes, dict[str, Any]]:
         ctype = (request.content_type or "").lower()
@@ -101,14 +115,21 @@ class Api:
         limit = self.settings.api_max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, "payload_too_large", f"at most {limit} bytes")
-        raw = await request.content.read(limit + 1)
+        try:
+            async with asyncio.timeout(self.settings.api_body_timeout_s):
+                raw = await request.content.read(limit + 1)
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", "the body did not arrive in time") from None
         if len(raw) > limit:
             raise ApiError(413, "payload_too_large", f"at most {limit} bytes")
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            # Depth-limited (200 levels): hostile nesting is a 422, never a RecursionError.
+            data = pydantic_core.from_json(raw)
+        except ValueError:
             raise ApiError(
-                422, "invalid", [{"field": "(body)", "message": "not valid JSON"}]
+                422,
+                "invalid",
+                [{"field": "(body)", "message": "not valid JSON, or nested too deeply"}],
             ) from None
         if not isinstance(data, dict):
             raise ApiError(
@@ -128,22 +149,21 @@ class Api:
         overrides: Callable[[dict[str, Any], ApiKey], dict[str, Any]] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         key = self.authenticate(request, scope)
+        idem = idempotency_key(request.headers.get("Idempotency-Key"))
         raw, data = await self.body(request)
-        idem = request.headers.get("Idempotency-Key")
         hashed = body_hash(raw)
         if idem:
-            if len(idem) > 200:
-                raise ApiError(
-                    422, "invalid", [{"field": "Idempotency-Key", "message": "too long"}]
-                )
             seen = self.replays.get(key.id, idem)
             if seen is not None:
                 if seen.body_hash != hashed:
                     raise ApiError(409, "conflict", "Idempotency-Key reused with a different body")
                 return seen.status, seen.response, {"Idempotent-Replayed": "true"}
-        data.setdefault("occurred_at", datetime.now(UTC).isoformat())
+        now = self.r.clock.now()
+        data.setdefault("occurred_at", now.isoformat())
         if overrides is not None:
             data.update(overrides(data, key))
+        elif isinstance(data.get("child_ref"), str):
+            data["child_ref"] = self.scope_child(key, data["child_ref"])
         if idem:
             data["event_id"] = str(event_id_for(key.id, idem))
         data.pop("type", None)
@@ -151,9 +171,10 @@ class Api:
             event = model.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, "invalid", field_errors(exc)) from None
+        late = future_fields(event, now=now, skew_tolerance=self.settings.clock_skew_tolerance)
+        if late:
+            raise ApiError(422, "invalid", late)
         child_ref = str(getattr(event, "child_ref"))  # noqa: B009
-        claimed = getattr(event, "local_authority", None)
-        self.check_child(key, child_ref, claimed_authority=claimed)
         await self.produce(topic, child_ref, event)
         response = {"status": "accepted", "event_id": str(getattr(event, "event_id"))}  # noqa: B009
         if idem:
@@ -182,10 +203,19 @@ class Api:
             ) from None
 
     def child_for_code(self, code: str) -> str:
+        if not EPISODE_CODE.match(code):
+            raise ApiError(404, "not_found", "no episode with that code")
         raw = self.w.episode_codes.get(code.upper().encode())
         if raw is None:
             raise ApiError(404, "not_found", "no episode with that code")
         return bytes(raw).decode()
+
+    def notified(self, code: str) -> list[str]:
+        """People sent a message for the episode (dispatch's notified log)."""
+        return notified_codec.decode(self.w.notified.get(code.upper().encode())).people
+
+    def acknowledger(self, key: ApiKey, code: str, given: Any) -> dict[str, Any]:
+        return acknowledger(key, given, self.notified(code))
 
 
 def wire_api(w: Wiring, r: Resources) -> Api:
@@ -210,8 +240,10 @@ def wire_api(w: Wiring, r: Resources) -> Api:
     def by_code(code: str, **extra: Any) -> Callable[[dict[str, Any], ApiKey], dict[str, Any]]:
         """Episode-scoped writes name the episode; the child comes from the code directory."""
 
-        def fill(_data: dict[str, Any], _key: ApiKey) -> dict[str, Any]:
-            return {"episode_code": code.upper(), "child_ref": api.child_for_code(code), **extra}
+        def fill(_data: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+            child = api.child_for_code(code)
+            api.check_child(key, child)
+            return {"episode_code": code.upper(), "child_ref": child, **extra}
 
         return fill
 
@@ -239,21 +271,25 @@ def wire_api(w: Wiring, r: Resources) -> Api:
         )
 
     async def post_ack(request: Any, code: str) -> Any:
+        def fill(data: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+            scoped = by_code(code, via="api")(data, key)
+            return {**scoped, **api.acknowledger(key, code, data.get("recipient_id"))}
+
         return await api.accept(
-            request,
-            Scope.ACKNOWLEDGE,
-            Acknowledgement,
-            topic=w.events,
-            overrides=by_code(code, via="api"),
+            request, Scope.ACKNOWLEDGE, Acknowledgement, topic=w.events, overrides=fill
         )
 
     async def put_profile(request: Any, ref: str) -> Any:
+        def fill(data: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+            named = data.get("local_authority")
+            return {
+                "child_ref": api.scope_child(
+                    key, ref, authority=named if isinstance(named, str) else None
+                )
+            }
+
         return await api.accept(
-            request,
-            Scope.PROFILES_WRITE,
-            ChildProfile,
-            topic=w.profiles,
-            overrides=lambda _d, _k: {"child_ref": ref},
+            request, Scope.PROFILES_WRITE, ChildProfile, topic=w.profiles, overrides=fill
         )
 
     route("/v1/check-ins", {"post": post_check_in})

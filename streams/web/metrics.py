@@ -10,6 +10,8 @@ With metrics disabled, Faust keeps its default monitor and ``/metrics`` answers 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -53,6 +55,12 @@ class PipelineMonitor(PrometheusMonitor):  # type: ignore[misc]
         self._pipeline.http_request(route, request.method, status, seconds)
 
 
+async def metrics_body(encode: Callable[[Any], bytes], registry: Any, engine_text: str) -> bytes:
+    """Collecting, parsing, merging and encoding a few thousand series is CPU work: it runs
+    off the event loop, or every scrape stalls /healthz and the API behind it."""
+    return await asyncio.to_thread(lambda: encode(merged_registry(registry, engine_text)))
+
+
 def wire_metrics(w: Wiring, r: Resources) -> None:
     metrics = r.metrics
     registry = metrics.registry
@@ -73,8 +81,8 @@ def wire_metrics(w: Wiring, r: Resources) -> None:
                         engine_text = await response.text()
             except (ClientError, OSError, TimeoutError) as exc:
                 log.warning("engine metrics not reachable", error=type(exc).__name__)
-            view = merged_registry(registry, engine_text)
-            return Response(body=encode(view), headers={"Content-Type": content_type})
+            body = await metrics_body(encode, registry, engine_text)
+            return Response(body=body, headers={"Content-Type": content_type})
 
     if not metrics.enabled:
         return

@@ -46,8 +46,8 @@ WRITES: list[tuple[str, str, type[BaseModel], str, str, tuple[str, ...]]] = [
         "/v1/episodes/{code}/acknowledgements",
         Acknowledgement,
         "acknowledge",
-        "Acknowledge an episode",
-        ("episode_code", "child_ref", "via"),
+        "Acknowledge an episode (as someone who was messaged, or as the key's responder)",
+        ("episode_code", "child_ref", "via", "basis", "api_key_id"),
     ),
     (
         "put",
@@ -86,6 +86,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "No or unknown API key",
         403: "Outside the key's scope",
         404: "Unknown episode",
+        408: "Body not received in time",
         409: "Idempotency-Key reused with another body",
         413: "Body too large",
         415: "Content-Type must be application/json",
@@ -153,7 +154,7 @@ def build_openapi(version: str = "1.0.0") -> dict[str, Any]:
                         "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
                     },
                 },
-                **_errors(401, 403, 404, 409, 413, 415, 422, 429, 503),
+                **_errors(401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
             },
         }
     paths["/v1/episodes/{code}"] = {

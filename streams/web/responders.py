@@ -8,13 +8,13 @@ webhook retry acknowledges once.
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import aiohttp
 import faust
 
+from alerts import notified as notified_codec
 from alerts.ack_links import parse_sms_ack, verify_link
 from alerts.receipts import signature_valid
 from schemas.events import Acknowledgement
@@ -22,7 +22,8 @@ from streams.app import Resources, Wiring
 from streams.engine_process import fetch_state
 from streams.episode_view import episode_view, find_episode
 from streams.table_codec import decode_state
-from streams.web.api import Api, ApiError, problem
+from streams.web.access import ApiError
+from streams.web.api import Api, problem
 from streams.web.auth import Scope
 from telemetry.logging import get_logger
 
@@ -37,13 +38,49 @@ def _twiml(message: str) -> str:
     )
 
 
-def _page(title: str, text: str) -> str:
+_STYLE = "font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em"
+# The pages behind links carry the link's token in their URL: no referrer, no caching, no
+# framing, no scripts; the one form posts back to this origin.
+_LINK_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _page(title: str, text: str, extra: str = "") -> str:
     return (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><body style='font-family:sans-serif;max-width:32em;"
-        f"margin:2em auto;padding:0 1em'><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        f"<title>{html.escape(title)}</title><body style='{_STYLE}'>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{extra}"
     )
+
+
+def _confirm_page(code: str, token: str) -> str:
+    button = (
+        f'<form method=post action="/a/{html.escape(token)}">'
+        "<button type=submit style='font-size:1.2em;padding:.6em 1.2em'>"
+        f"Acknowledge episode {html.escape(code)}</button></form>"
+    )
+    text = (
+        f"Press the button to record that you have seen episode {code} and are responding. "
+        "Unacknowledged steps of its escalation then stop."
+    )
+    return _page(f"Acknowledge episode {code}?", text, button)
+
+
+_INVALID_LINK = _page(
+    "Link not valid",
+    "This link is invalid or has expired. Reply ACK and the episode code to the SMS instead.",
+)
+
+
+def _html(view: Any, body: str, status: int = 200) -> Any:
+    return view.html(body, status=status, headers=dict(_LINK_PAGE_HEADERS))
 
 
 def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
@@ -91,20 +128,26 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
 
     @w.app.page("/a/{token}")
     class AckLink(faust.web.View):  # type: ignore[misc]
+        """GET shows what the link is for and a button; only the POST from that button
+        acknowledges. Mail scanners and link previews fetch links (GET, HEAD) without a person
+        reading them: if that acknowledged, a scanner could silence a missing child's
+        escalation."""
+
         async def get(self, request: Any, token: str) -> Any:
             claim = verify_link(settings.link_key, token, r.clock.now())
             if claim is None:
-                return self.html(
-                    _page(
-                        "Link not valid",
-                        "This link is invalid or has expired. "
-                        "Reply ACK and the episode code to the SMS instead.",
-                    ),
-                    status=403,
-                )
+                return _html(self, _INVALID_LINK, status=403)
+            if w.episode_codes.get(claim.episode_code.encode()) is None:
+                return _html(self, _page("Unknown episode", "No such episode."), status=404)
+            return _html(self, _confirm_page(claim.episode_code, token))
+
+        async def post(self, request: Any, token: str) -> Any:
+            claim = verify_link(settings.link_key, token, r.clock.now())
+            if claim is None:
+                return _html(self, _INVALID_LINK, status=403)
             raw = w.episode_codes.get(claim.episode_code.encode())
             if raw is None:
-                return self.html(_page("Unknown episode", "No such episode."), status=404)
+                return _html(self, _page("Unknown episode", "No such episode."), status=404)
             ack = Acknowledgement(
                 event_id=uuid5(NAMESPACE_URL, f"missing-alerts:link:{token}"),
                 occurred_at=r.clock.now(),
@@ -116,11 +159,10 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
             try:
                 await api.produce(w.events, ack.child_ref, ack)
             except ApiError:
-                return self.html(_page("Try again", "Could not record it just now."), status=503)
+                return _html(self, _page("Try again", "Could not record it just now."), status=503)
             log.info("acknowledged by link", episode_code=ack.episode_code, child_ref=ack.child_ref)
-            return self.html(
-                _page("Acknowledged", f"Episode {claim.episode_code} is acknowledged. Thank you.")
-            )
+            text = f"Episode {claim.episode_code} is acknowledged. Thank you."
+            return _html(self, _page("Acknowledged", text))
 
     @w.app.page(INBOUND_SMS_PATH)
     class InboundSms(faust.web.View):  # type: ignore[misc]
@@ -143,8 +185,7 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
             if code is None:
                 return "To acknowledge, reply ACK followed by the episode code, e.g. ACK K7Q2MD."
             person = by_phone.get(params.get("From", ""))
-            raw_notified = w.notified.get(code.encode())
-            notified = json.loads(raw_notified) if raw_notified else []
+            notified = notified_codec.decode(w.notified.get(code.encode())).people
             if person is None or person not in notified:
                 log.warning("sms ack refused: sender not notified", episode_code=code)
                 return f"Episode {code}: this number was not alerted for it; nothing recorded."

@@ -222,12 +222,15 @@ async def test_keys_are_limited_to_their_local_authority(
     code = await open_episode(client, api_env, "S1")
     status, _, _ = await client.call("PUT", "/v1/children/S1/profile", "carer-other", PROFILE)
     assert status == 403  # no profiles scope
-    await asyncio.sleep(1)
     status, _, _ = await client.call(
         "POST",
         "/v1/check-ins",
         "carer-other",
-        {"child_ref": "S1", "seen_at": "2026-11-28T09:00:00Z", "reporter": {"role": "carer"}},
+        {
+            "child_ref": "S1@LA-EXAMPLE",
+            "seen_at": "2026-11-28T09:00:00Z",
+            "reporter": {"role": "carer"},
+        },
     )
     assert status == 403
     status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty-other")
@@ -236,8 +239,44 @@ async def test_keys_are_limited_to_their_local_authority(
         "POST", f"/v1/episodes/{code}/acknowledgements", "duty-other", {"recipient_id": "dsw-day"}
     )
     assert status == 403
+    status, _, _ = await client.call(
+        "POST",
+        f"/v1/episodes/{code}/updates",
+        "carer-other",
+        {"kind": "sighting", "reporter": {"role": "carer"}},
+    )
+    assert status == 403
     status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
     assert status == 200
+
+
+async def test_another_authority_can_never_block_a_report(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    """Finding 5 of issue #10: LA-OTHER's case system profiled an unprofiled reference first;
+    LA-EXAMPLE's carer then got 403 reporting the child missing, and its case system 403
+    correcting the profile. References are scoped by authority: LA-OTHER's 'U1' is another
+    child, so neither call of LA-EXAMPLE is affected and each child alerts its own team."""
+    other = {**PROFILE, "local_authority": "LA-OTHER", "police_force": None}
+    status, body, _ = await client.call("PUT", "/v1/children/U1/profile", "case-other", other)
+    assert status == 202, body
+    status, body, _ = await client.call(
+        "POST", "/v1/absences", "carer", {**ABSENCE, "child_ref": "U1"}
+    )
+    assert status == 202, body
+    status, body, _ = await client.call("PUT", "/v1/children/U1/profile", "case", PROFILE)
+    assert status == 202, body
+    alerts = await wait_alerts(api_env, lambda a: any(x["child_ref"] == "U1" for x in a))
+    first = next(a for a in alerts if a["child_ref"] == "U1")
+    assert first["local_authority"] == "LA-EXAMPLE"
+    # LA-OTHER's own child of that reference is reported, and alerts, on its own.
+    status, body, _ = await client.call(
+        "POST", "/v1/absences", "carer-other", {**ABSENCE, "child_ref": "U1"}
+    )
+    assert status == 202, body
+    alerts = await wait_alerts(api_env, lambda a: any(x["child_ref"] == "U1@LA-OTHER" for x in a))
+    theirs = next(a for a in alerts if a["child_ref"] == "U1@LA-OTHER")
+    assert theirs["episode_code"] != first["episode_code"]
 
 
 def signed_sms(fake: FakeTwilio, url: str, sender: str, text: str) -> tuple[dict[str, str], str]:
@@ -296,23 +335,94 @@ async def test_sms_reply_from_notified_number_acknowledges(
     assert list(state["acknowledged_by"]) == ["pl-1"]
 
 
-async def test_signed_link_in_the_sms_acknowledges(
+async def acknowledged_by(client: Client, code: str, *, within: float = 15) -> dict[str, Any]:
+    """The episode's acknowledgers once any are recorded (or {} after ``within`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        _, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+        if state.get("acknowledged_by") or asyncio.get_running_loop().time() > deadline:
+            return dict(state.get("acknowledged_by") or {})
+        await asyncio.sleep(0.3)
+
+
+async def test_signed_link_acknowledges_only_from_its_confirmation_page(
     client: Client, api_env: dict[str, str], twilio: FakeTwilio
 ) -> None:
+    """Finding 3 of issue #10: a GET or HEAD on the link acknowledged, so mail scanners and
+    link previews silenced escalation. Now only the POST from the page's button does."""
     code = await open_episode(client, api_env, "L1")
     first = (await asyncio.to_thread(twilio.wait_for_requests_sync, 1, 20))[0]
     link = (first.body or "").rsplit(" ", 1)[1]
     assert link.startswith(client.base + "/a/")
-    status, page, _ = await client.call("GET", link.removeprefix(client.base), None)
+    path = link.removeprefix(client.base)
+    for method in ("HEAD", "GET", "GET"):  # a scanner, a preview, the person opening it
+        status, page, headers = await client.call(method, path, None)
+        assert status == 200
+        assert (
+            headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+        )
+    assert f"Acknowledge episode {code}" in page and "method=post" in page
+    # Give a wrongly made acknowledgement every chance to land: a later event of the same
+    # child (applied after anything the GETs produced) must find none.
+    status, _, _ = await client.call(
+        "POST",
+        f"/v1/episodes/{code}/updates",
+        "carer",
+        {"kind": "information", "reporter": {"role": "carer"}},
+    )
+    assert status == 202
+    assert await acknowledged_by(client, code, within=4) == {}
+    status, page, _ = await client.call("POST", path, None)
     assert status == 200 and "Acknowledged" in page
-    status, page, _ = await client.call("GET", link.removeprefix(client.base) + "x", None)
+    status, _, _ = await client.call("POST", path + "x", None)
     assert status == 403
-    for _ in range(30):
-        _, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
-        if state.get("acknowledged_by"):
+    assert len(await acknowledged_by(client, code)) == 1
+
+
+async def test_api_acknowledges_only_for_the_notified_or_the_keys_responder(
+    client: Client, api_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    """Finding 3 of issue #10: any recipient_id (even 'nobody-at-all') got 202 and silenced
+    the unacknowledged steps."""
+    code = await open_episode(client, api_env, "K1")
+    await asyncio.to_thread(twilio.wait_for_requests_sync, 2, 20)
+    path = f"/v1/episodes/{code}/acknowledgements"
+    status, body, _ = await client.call(
+        "POST", path, "duty-team", {"recipient_id": "nobody-at-all"}
+    )
+    assert status == 422 and body["detail"][0]["field"] == "recipient_id"
+    status, body, _ = await client.call("POST", path, "duty-team", {})
+    assert status == 422 and body["detail"][0]["field"] == "recipient_id"
+    assert await acknowledged_by(client, code, within=3) == {}
+    # The police liaison was messaged at T+0 (the child's force is on the profile).
+    for _ in range(50):
+        status, body, _ = await client.call("POST", path, "duty-team", {"recipient_id": "pl-1"})
+        if status == 202:
             break
-        await asyncio.sleep(0.5)
-    assert len(state["acknowledged_by"]) == 1
+        await asyncio.sleep(0.2)  # dispatch records who was messaged a moment after sending
+    assert status == 202, body
+    # A desk key acknowledges in its own responder's name without naming anyone.
+    status, body, _ = await client.call("POST", path, "duty", {})
+    assert status == 202, body
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(who := await acknowledged_by(client, code)) < 2:
+        assert asyncio.get_running_loop().time() < deadline, who
+        await asyncio.sleep(0.3)
+    assert set(who) == {"pl-1", "dsw-day"}
+    records = await read_topic(
+        api_env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        f"{api_env['MISSING_ALERTS_TOPIC_PREFIX']}.episode-events",
+        until=10_000,
+        within=3,
+    )
+    acks = {
+        r["detail"]["recipient_id"]: r["detail"] for r in records if r["action"] == "acknowledged"
+    }
+    assert acks["pl-1"]["basis"] == "notified" and acks["pl-1"]["api_key_id"] == "duty-shared"
+    assert (
+        acks["dsw-day"]["basis"] == "named_responder"
+        and acks["dsw-day"]["api_key_id"] == "duty-team"
+    )
 
 
 async def test_openapi_document_lists_every_route(client: Client) -> None:

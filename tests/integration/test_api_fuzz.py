@@ -100,3 +100,67 @@ def test_no_request_gets_a_5xx(worker: WorkerProcess, pipeline_env: dict[str, st
 
     check()
     assert seen & {202} and seen & {415} and seen & {422}  # the fuzz reached every branch
+
+
+header_bytes = st.one_of(
+    st.binary(min_size=1, max_size=60).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    st.sampled_from([b"\xff\xfe", b"caf\xc3\xa9", b"\xc3(", b"x" * 9000, b"[" * 500]),
+)
+bodies = st.one_of(
+    st.just(b"[" * 60_000),
+    st.just(b'{"a":' * 5000 + b"1" + b"}" * 5000),
+    st.binary(max_size=300),
+    st.just(json.dumps(VALID["/v1/absences"]).encode()),
+)
+
+
+def raw_status(port: int, head: bytes, body: bytes) -> int:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_no_hostile_header_or_body_gets_a_5xx(
+    worker: WorkerProcess, pipeline_env: dict[str, str]
+) -> None:
+    """Issue #10: non-UTF-8, huge and nested values in the headers the API reads, and
+    nested or binary bodies, on every write route."""
+    worker.start()
+    worker.wait_ready()
+    port = int(pipeline_env["MISSING_ALERTS_WEB_PORT"])
+    seen: set[int] = set()
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        st.sampled_from(sorted(VALID)),
+        st.sampled_from([b"Authorization", b"Idempotency-Key", b"Content-Type", b"X-Other"]),
+        header_bytes,
+        bodies,
+    )
+    def check(path: str, name: bytes, value: bytes, body: bytes) -> None:
+        method = b"PUT" if path.endswith("/profile") else b"POST"
+        headers = {
+            b"Authorization": b"Bearer dev-carer-LA-EXAMPLE",
+            b"Content-Type": b"application/json",
+        }
+        headers[name] = value
+        head = method + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        head += b"".join(k + b": " + v + b"\r\n" for k, v in headers.items())
+        status = raw_status(port, head, body)
+        seen.add(status)
+        assert status < 500, (path, name, value[:40], body[:40], status)
+
+    check()
+    assert seen & {401} and seen & {422}

@@ -102,8 +102,14 @@ def base_url(env: dict[str, str]) -> str:
     return env["MISSING_ALERTS_PUBLIC_BASE_URL"]
 
 
+# The development duty-team key (config/api_keys.dev.yaml, docs/api.md): these workers run
+# without a keys file of their own.
+DEV_DUTY_KEY = "dev-responder-LA-EXAMPLE"
+
+
 def http_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {DEV_DUTY_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return bytes(resp.read())
 
 

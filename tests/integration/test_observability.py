@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.common import RiskFlag
 from schemas.events import ChildProfile
-from tests.integration.test_dispatch import expected
+from tests.integration.test_dispatch import DEV_DUTY_KEY, expected
 from tests.integration.test_escalation import produce, steps_for, wait_alerts
 from tests.support import events as ev
 from tests.support.kafka import produce_raw
@@ -130,7 +130,10 @@ async def test_scripted_episode_moves_metrics_and_logs_leak_nothing(
     with pytest.raises(urllib.error.HTTPError):  # 404 or found: either way a counted request
         await asyncio.to_thread(
             urllib.request.urlopen,
-            f"{env['MISSING_ALERTS_PUBLIC_BASE_URL']}/v1/deliveries/{nid}x",
+            urllib.request.Request(
+                f"{env['MISSING_ALERTS_PUBLIC_BASE_URL']}/v1/deliveries/{nid}x",
+                headers={"Authorization": f"Bearer {DEV_DUTY_KEY}"},
+            ),
             timeout=10,
         )
 

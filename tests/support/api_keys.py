@@ -7,12 +7,26 @@ from pathlib import Path
 
 from streams.web.auth import hash_key
 
-KEYS = {
-    "carer": ("carer-la-example", ["LA-EXAMPLE"], ["events:write"]),
-    "carer-other": ("carer-la-other", ["LA-OTHER"], ["events:write"]),
-    "case": ("case-system", ["LA-EXAMPLE", "LA-OTHER"], ["profiles:write"]),
-    "duty": ("duty-team", ["LA-EXAMPLE"], ["episodes:read", "acknowledge"]),
-    "duty-other": ("duty-other", ["LA-OTHER"], ["episodes:read", "acknowledge"]),
+KEYS: dict[str, tuple[str, list[str], list[str], str | None]] = {
+    "carer": ("carer-la-example", ["LA-EXAMPLE"], ["events:write"], None),
+    "carer-other": ("carer-la-other", ["LA-OTHER"], ["events:write"], None),
+    "case": ("case-system", ["LA-EXAMPLE", "LA-OTHER"], ["profiles:write"], None),
+    "case-other": ("case-system-other", ["LA-OTHER"], ["profiles:write"], None),
+    # The day duty social worker's desk: acknowledges in dsw-day's name.
+    "duty": (
+        "duty-team",
+        ["LA-EXAMPLE"],
+        ["episodes:read", "acknowledge", "deliveries:read"],
+        "dsw-day",
+    ),
+    # A team key with no responder: may acknowledge only for someone who was messaged.
+    "duty-team": ("duty-shared", ["LA-EXAMPLE"], ["episodes:read", "acknowledge"], None),
+    "duty-other": (
+        "duty-other",
+        ["LA-OTHER"],
+        ["episodes:read", "acknowledge", "deliveries:read"],
+        None,
+    ),
 }
 
 
@@ -28,8 +42,9 @@ def write_keys_file(path: Path) -> Path:
             "sha256": hash_key(secret(name)),
             "local_authorities": las,
             "scopes": scopes,
+            **({"responder_id": responder} if responder else {}),
         }
-        for name, (kid, las, scopes) in KEYS.items()
+        for name, (kid, las, scopes, responder) in KEYS.items()
     ]
     path.write_text(json.dumps({"keys": keys}))  # JSON is YAML
     return path

@@ -156,3 +156,64 @@ def test_cli_check_config_ok() -> None:
     result = _cli(["check-config"], {"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok: policy")
+
+
+PRODUCTION = {
+    "MISSING_ALERTS_ENVIRONMENT": "production",
+    "MISSING_ALERTS_LINK_SECRET": "l" * 32,
+    "MISSING_ALERTS_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "MISSING_ALERTS_TWILIO_AUTH_TOKEN": "token",
+    "MISSING_ALERTS_TWILIO_FROM_NUMBER": "+447700900999",
+    "MISSING_ALERTS_SMTP_HOST": "smtp.example.org",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"MISSING_ALERTS_LINK_SECRET": "x"}, "LINK_SECRET must be at least 32 bytes"),
+        ({"MISSING_ALERTS_TWILIO_ACCOUNT_SID": ""}, "OUTBOX_IN_PRODUCTION"),
+        ({"MISSING_ALERTS_SMTP_HOST": ""}, "OUTBOX_IN_PRODUCTION"),
+    ],
+)
+def test_production_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: dict[str, str], complaint: str
+) -> None:
+    """Finding 6 of issue #10: production took LINK_SECRET=x and silently wrote messages to
+    the outbox file when no Twilio/SMTP credentials were set."""
+    keys = tmp_path / "keys.yaml"
+    for name, value in {**PRODUCTION, "MISSING_ALERTS_API_KEYS_FILE": str(keys), **change}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=complaint):
+        load_settings()
+
+
+def test_production_may_use_the_outbox_when_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MISSING_ALERTS_API_KEYS_FILE", str(tmp_path / "keys.yaml"))
+    assert load_settings().environment == "production"
+    monkeypatch.setenv("MISSING_ALERTS_TWILIO_ACCOUNT_SID", "")
+    monkeypatch.setenv("MISSING_ALERTS_OUTBOX_IN_PRODUCTION", "true")
+    assert load_settings().outbox_in_production
+
+
+def test_cli_refuses_development_keys_in_production(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **PRODUCTION,
+        "MISSING_ALERTS_API_KEYS_FILE": str(POLICY_DIR / "api_keys.dev.yaml"),
+    }
+    out = _cli(["check-config"], env)
+    assert out.returncode == 2, out
+    assert out.stderr.count("\n") == 1 and "development keys" in out.stderr
+
+
+def test_a_police_route_needs_a_police_contact_in_every_authority(policy_copy: Path) -> None:
+    """Finding 4 of issue #10: with no profile a child never reached the police at night."""
+    rota = policy_copy / "rota.yaml"
+    rota.write_text(rota.read_text().replace("    police_contact: police-desk\n", ""))
+    with pytest.raises(ConfigError, match=r"LA-EXAMPLE\.police_contact: required"):
+        load_policy(policy_copy)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,7 +38,6 @@ ALERT = Alert(
     channels=(Channel.SMS,),
     template="absence_reported",
     initials="JD",
-    date_of_birth=date(2011, 1, 1),
     last_seen_at=T0,
     reported_at=T0,
 )

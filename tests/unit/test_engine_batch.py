@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config import load_policy
 from config.settings import POLICY_DIR
 from schemas.common import RiskFlag
 from schemas.wire import dumps
 from streams.engine_batch import process_batch
+from streams.engine_loop import EngineTopics, batch_output
 from streams.table_codec import decode_header, decode_state
+from telemetry.metrics import Metrics
 from tests.support import events as ev
 
 POLICY = load_policy(POLICY_DIR)
@@ -93,3 +100,86 @@ def test_an_apply_that_fails_half_way_leaves_no_torn_state(monkeypatch: Any) -> 
     assert state.open_episode is not None and "torn-step" not in state.open_episode.fired
     assert state.open_episode.code == result.alerts[0][1].episode_code
     assert decode_state(result.writes[b"T1"].entry()) == state
+
+
+# ------------------------------------------------------------------ property: isolation
+
+_T = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
+TOPICS = EngineTopics(*(f"t.{n}" for n in range(8)))
+_GOOD = [
+    ev_
+    for c in ("G1", "G2", "G3")
+    for ev_ in (
+        ev.profile(c).model_copy(update={"occurred_at": _T - timedelta(hours=1)}),
+        ev.absence(c, flags=frozenset({RiskFlag.CSE})).model_copy(
+            update={"occurred_at": _T, "last_seen_at": _T - timedelta(minutes=5)}
+        ),
+    )
+]
+
+
+def _hostile(value: bytes, key: bytes | None) -> SimpleNamespace:
+    return SimpleNamespace(
+        key=key,
+        value=value,
+        topic="t.events",
+        partition=0,
+        offset=0,
+        message=SimpleNamespace(partition=0),
+    )
+
+
+_hostile_records = st.builds(
+    _hostile,
+    st.one_of(
+        st.binary(max_size=200),
+        st.integers(1, 2000).map(lambda n: b"[" * n),
+        st.builds(
+            lambda when, text: json.dumps(
+                {
+                    "type": "absence",
+                    "child_ref": "H1",
+                    "occurred_at": when,
+                    "last_seen_at": when,
+                    "reporter": {"role": "carer", "organisation": text},
+                }
+            ).encode(),
+            st.sampled_from(
+                ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00", "2026-11-28T22:00:00Z"]
+            ),
+            st.text(max_size=300),
+        ),
+    ),
+    st.one_of(st.none(), st.just(b"H1"), st.binary(max_size=80)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(_hostile_records, max_size=8), st.randoms(use_true_random=False))
+def test_no_record_changes_another_childs_outcome(
+    hostile: list[SimpleNamespace], rnd: random.Random
+) -> None:
+    """Whatever else a batch holds, the good children's alerts and states are the same, and
+    the whole output (dead letters, metrics) is built without raising."""
+
+    def outcome(records: list[SimpleNamespace]) -> tuple[list[str], dict[bytes, bytes]]:
+        result = process_batch(
+            records,
+            read=lambda _k: None,
+            policy=POLICY,
+            now=lambda: _T,
+            skew_tolerance=timedelta(minutes=5),
+        )
+        batch_output(result, TOPICS, _T)
+        Metrics().observe_engine_batch(result)
+        alerts = sorted(a.alert_id for k, a in result.alerts if k.startswith(b"G"))
+        states = {k: w.entry() for k, w in result.writes.items() if k.startswith(b"G")}
+        return alerts, states
+
+    good = [_hostile(dumps(e), e.child_ref.encode()) for e in _GOOD]
+    alone = outcome(good)
+    mixed = list(good)
+    for rec in hostile:  # anywhere, keeping each good child's own order
+        mixed.insert(rnd.randint(0, len(mixed)), rec)
+    assert outcome(mixed) == alone
+    assert len(alone[0]) == 3

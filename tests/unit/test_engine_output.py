@@ -27,7 +27,6 @@ TOPICS = EngineTopics(
     dead_letters="t.dead-letters",
     state_changelog="t.state-changelog",
     codes_changelog="t.codes-changelog",
-    directory_changelog="t.directory-changelog",
 )
 NOW = T0 + minutes(1)
 BAD_VALUE = b'{"type": "absence", "child_ref": "BAD"'
@@ -164,12 +163,23 @@ def test_opened_episode_code_maps_to_its_child() -> None:
     ]
 
 
-def test_profile_feeds_the_child_directory() -> None:
-    _, result = batch()
-    out, _ = batch_output(result, TOPICS, NOW)
-    assert on(out, TOPICS.directory_changelog) == [
-        OutRecord(TOPICS.directory_changelog, b"A1", b"LA-EXAMPLE")
+def test_a_profile_may_not_claim_another_authoritys_child() -> None:
+    """Finding 5 of issue #10: the first authority to profile a reference owned it. A reference
+    names its authority ('<ref>@<authority>', bare for the default one); a profile that
+    disagrees is dead-lettered, and each authority's child keeps its own state."""
+    other = profile(T0, child="U1").model_copy(update={"local_authority": "LA-OTHER"})
+    ours = profile(T0, child="U1@LA-OTHER").model_copy(update={"local_authority": "LA-OTHER"})
+    result = process_batch(
+        [rec(other, TOPICS.profiles, 0, 1), rec(ours, TOPICS.profiles, 0, 2)],
+        read=lambda key: None,
+        policy=shipped_policy(),
+        now=lambda: NOW,
+        skew_tolerance=timedelta(0),
+    )
+    assert [(r.reason, r.errors[0]["field"]) for r in result.rejected] == [
+        ("authority_mismatch", "local_authority")
     ]
+    assert set(result.writes) == {b"U1@LA-OTHER"}
 
 
 def test_every_changed_child_state_goes_to_its_input_partition() -> None:

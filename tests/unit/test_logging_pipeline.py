@@ -78,7 +78,12 @@ def test_console_format_in_development(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_production_logs_json_unless_told_otherwise() -> None:
-    prod = {"environment": "production", "link_secret": "s", "api_keys_file": "k.yaml"}
+    prod = {
+        "environment": "production",
+        "link_secret": "s" * 32,
+        "api_keys_file": "k.yaml",
+        "outbox_in_production": True,
+    }
     assert Settings(**prod).log_format == "json"  # type: ignore[arg-type]
     assert Settings(**prod, log_format="console").log_format == "console"  # type: ignore[arg-type]
     assert Settings(environment="development").log_format == "console"

@@ -351,3 +351,32 @@ def test_exported_names_cover_every_family_and_the_faust_names_exist() -> None:
     faust_registry = CollectorRegistry()
     FaustMetrics.create(faust_registry, FAUST_PREFIX)
     assert exported_names(faust_registry) >= FAUST_METRIC_NAMES
+
+
+async def test_a_scrape_does_not_hold_the_event_loop() -> None:
+    """Finding 6 of issue #10: /metrics scrapes slowed /healthz. Rendering runs off the loop:
+    while a collector is stuck, another coroutine (any other request) still runs."""
+    import asyncio
+    import threading
+
+    from prometheus_client.exposition import choose_encoder
+
+    from streams.web.metrics import metrics_body
+
+    release, collecting = threading.Event(), threading.Event()
+
+    class Stuck:
+        def collect(self) -> list[Any]:
+            collecting.set()
+            release.wait(timeout=10)
+            return []
+
+    registry = CollectorRegistry()
+    registry.register(Stuck())  # type: ignore[arg-type]
+    encode, _ = choose_encoder("")
+    scrape = asyncio.create_task(metrics_body(encode, registry, ""))
+    await asyncio.to_thread(collecting.wait, 10)
+    other = await asyncio.wait_for(asyncio.sleep(0, result="healthz answered"), timeout=1)
+    assert other == "healthz answered" and not scrape.done()
+    release.set()
+    assert isinstance(await scrape, bytes)

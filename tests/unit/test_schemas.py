@@ -101,3 +101,43 @@ def test_committed_json_schemas_are_current() -> None:
     on_disk = {p.name: p.read_text() for p in JSON_DIR.glob("*.json")}
     stale = sorted(n for n in rendered.keys() | on_disk.keys() if rendered.get(n) != on_disk.get(n))
     assert not stale, f"schemas/json is stale, run `make schemas`: {stale}"
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00Z", "1899-12-31T23:59:59Z", "2200-01-01T00:00:00Z"]
+)
+def test_implausible_instants_are_refused_naming_the_field(when: str) -> None:
+    """Finding 1 of issue #10: last_seen_at 0001-01-01 was accepted and later overflowed."""
+    with pytest.raises(ValidationError) as info:
+        parse_input_event(absence(last_seen_at=when))
+    assert info.value.errors()[0]["loc"] == ("absence", "last_seen_at")
+
+
+def test_instants_are_kept_in_utc_whatever_offset_they_came_with() -> None:
+    event = parse_input_event(absence(last_seen_at="2026-11-28T22:30:00+01:00"))
+    assert isinstance(event, AbsenceReported)
+    assert event.last_seen_at == datetime(2026, 11, 28, 21, 30, tzinfo=UTC)
+    assert event.last_seen_at.utcoffset() == timedelta(0)
+    assert '"2026-11-28T21:30:00Z"' in event.model_dump_json()
+
+
+def test_dates_and_lists_are_bounded() -> None:
+    base = {
+        "type": "profile",
+        "child_ref": "C1",
+        "occurred_at": NOW.isoformat(),
+        "initials": "AB",
+        "date_of_birth": "2011-01-01",
+        "local_authority": "LA-EXAMPLE",
+    }
+    assert parse_input_event(base)
+    for bad in ({"date_of_birth": "0001-01-01"}, {"places_frequented": ["x"] * 21}):
+        with pytest.raises(ValidationError):
+            parse_input_event({**base, **bad})
+
+
+def test_child_references_may_name_their_authority() -> None:
+    assert parse_input_event(absence(child_ref="10234@LA-OTHER")).child_ref == "10234@LA-OTHER"
+    for bad in ("a@b@c", "@LA", "C1@"):
+        with pytest.raises(ValidationError):
+            parse_input_event(absence(child_ref=bad))
