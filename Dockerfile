@@ -13,6 +13,6 @@ RUN pip install --no-cache-dir . && useradd --system --uid 10001 worker && mkdir
 USER worker
 ENV MISSING_ALERTS_DATA_DIR=/data MISSING_ALERTS_WEB_HOST=0.0.0.0 MISSING_ALERTS_LOG_FORMAT=json
 EXPOSE 6066
-HEALTHCHECK --interval=15s --timeout=3s --start-period=60s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/')"
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:6066/healthz')"
 ENTRYPOINT ["missing-alerts"]
 CMD ["worker"]

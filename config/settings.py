@@ -22,8 +22,14 @@ DEFAULT_KAFKA_LOCAL_DIR = Path.home() / ".cache" / "missing-alerts" / "kafka-loc
 
 
 class Settings(BaseSettings):
+    # An empty variable is an unset one (compose's ${X:-} passes empty strings): an empty
+    # LINK_SECRET must never become an empty HMAC key.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
     )
 
     app_id: str = Field(default="missing-alerts", pattern=r"^[A-Za-z0-9_.-]+$")

@@ -109,11 +109,19 @@ class RetryDue(Envelope):
 
 
 class RetentionDue(Envelope):
-    """Emitted by dispatch's retention sweep: a delivery record may have outlived its retention
-    (docs/privacy.md). Dispatch checks again before deleting, so applying it twice is harmless."""
+    """Emitted by dispatch's retention sweep: a delivery record, or an episode's who-was-told
+    entry once no delivery record of it is left, may have outlived its retention
+    (docs/privacy.md). Dispatch checks again before deleting: applying it twice is harmless."""
 
     type: Literal["retention_due"] = "retention_due"
-    notification_id: str = Field(min_length=1, max_length=300)
+    notification_id: str | None = Field(default=None, min_length=1, max_length=300)
+    episode_code: EpisodeCode | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RetentionDue:
+        if (self.notification_id is None) == (self.episode_code is None):
+            raise ValueError("exactly one of notification_id and episode_code")
+        return self
 
 
 DispatchInput = Annotated[

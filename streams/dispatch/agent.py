@@ -25,19 +25,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from alerts import notified as notified_codec
-from alerts.delivery_log import Delivery, decode, decode_header, encode, expires_at
+from alerts.delivery_log import Delivery, decode, decode_header, encode
 from alerts.fanout import Links
 from alerts.retry import RetryPolicy
-from schemas.alerts import Alert, RetentionDue, RetryDue
+from schemas.alerts import Alert, RetryDue
 from schemas.records import DeadLetter
 from streams.app import Resources, Wiring
 from streams.dispatch.pipeline import DispatchConfig, Dispatcher, Item, Source
+from streams.dispatch.retention import retention_requests
 from streams.dispatch.runner import ItemRunner
 from streams.due_index import DueEntry
 from streams.faust_context import event_context
 from streams.sending import send_durably
-from streams.timers import TimerState, partition_for, wire_timer
-from telemetry.logging import episode_code_of, get_logger
+from streams.timers import TimerState, wire_timer
+from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.dispatch.agent")
 
@@ -200,27 +201,19 @@ def _wire_retention_sweep(w: Wiring, r: Resources, retention: timedelta) -> None
         actives = {
             tp.partition for tp in w.app.assignor.assigned_actives() if tp.topic == alerts_topic
         }
-        now = clock.now()
-        due: list[tuple[str, str]] = []
-        for key, value in list(w.deliveries.items()):
-            header = decode_header(value)
-            if partition_for(header.child_ref.encode(), settings.topic_partitions) not in actives:
-                continue
-            code = episode_code_of(bytes(key).decode())
-            closed = (
-                notified_codec.decode(w.notified.get(code.encode())).closed_at if code else None
-            )
-            expiry = expires_at(header.updated_at or now, closed, retention)
-            if expiry is not None and expiry <= now:
-                due.append((bytes(key).decode(), header.child_ref))
-            if len(due) >= settings.timer_batch:
-                break
-        for nid, child in due:
+        due = retention_requests(
+            list(w.deliveries.items()),
+            list(w.notified.items()),
+            w.episode_codes.get,
+            owned=actives,
+            partitions=settings.topic_partitions,
+            now=clock.now(),
+            retention=retention,
+            limit=settings.timer_batch,
+        )
+        for request in due:
             with contextlib.suppress(Exception):  # a lost request is sent again next sweep
-                await w.retries.send(
-                    key=child.encode(),
-                    value=RetentionDue(occurred_at=now, child_ref=child, notification_id=nid),
-                )
+                await w.retries.send(key=request.child_ref.encode(), value=request)
             await asyncio.sleep(0)
         metrics.timer_tick("retention", len(due), len(due))
         if due:

@@ -154,7 +154,7 @@ class Dispatcher:
             await self._dead_letter(item, "invalid_dispatch_input", field_errors(exc))
             return
         code = getattr(parsed, "episode_code", None) or episode_code_of(
-            getattr(parsed, "notification_id", "")
+            getattr(parsed, "notification_id", None) or ""
         )
         try:
             with bound_contextvars(episode_code=code, child_ref=parsed.child_ref):
@@ -353,20 +353,28 @@ class Dispatcher:
         self._record(await self._fallback(updated), item)
 
     async def on_retention(self, due: RetentionDue, item: Item) -> None:
-        await self._settled(due.notification_id)
-        nid = due.notification_id
+        """Delete what outlived its retention: a delivery record a retention after the later
+        of its last change and the episode's close; the episode's who-was-told entry (asked
+        for by the sweep once no delivery record of the episode is left, because those need
+        its close time to expire) a retention after the close."""
+        now = self.clock.now()
+        if due.episode_code is not None:
+            closed = item.notified.closed_at(due.episode_code)
+            if closed is not None and closed + self.config.retention <= now:
+                item.notified.forget(due.episode_code)
+                self.metrics.retention_deleted("notified")
+            return
+        nid = str(due.notification_id)
+        await self._settled(nid)
         code = episode_code_of(nid)
         current = item.log.get(nid)
+        if current is None:
+            return
         closed = item.notified.closed_at(code) if code else None
-        now = self.clock.now()
-        if current is not None:
-            expiry = expires_at(current.updated_at, closed, self.config.retention)
-            if expiry is None or expiry > now:
-                return
+        expiry = expires_at(current.updated_at, closed, self.config.retention)
+        if expiry is not None and expiry <= now:
             item.log.delete(nid)
             self.metrics.retention_deleted("delivery")
-        if code is not None and closed is not None and closed + self.config.retention <= now:
-            item.notified.forget(code)
 
     # -- dead letters ---------------------------------------------------------------------------
 

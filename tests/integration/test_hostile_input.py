@@ -239,3 +239,68 @@ async def test_deliveries_are_readable_only_by_their_authority(
             headers={"Authorization": f"Bearer {secret('duty-other')}"},
         ) as r:
             assert r.status == 403
+
+
+async def read_changelog(env: dict[str, str], name: str) -> list[tuple[bytes, bytes | None]]:
+    """(key, value) of a Faust table's changelog, tombstones (None) included."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        f"{env['MISSING_ALERTS_APP_ID']}-{name}-changelog",
+        bootstrap_servers=env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: list[tuple[bytes, bytes | None]] = []
+    try:
+        batch = await consumer.getmany(timeout_ms=2000)
+        while batch:
+            out += [(r.key, r.value) for records in batch.values() for r in records]
+            batch = await consumer.getmany(timeout_ms=1000)
+    finally:
+        await consumer.stop()
+    return out
+
+
+@pytest.fixture
+def short_retention_env(hostile_env: dict[str, str]) -> dict[str, str]:
+    hostile_env.update(
+        {
+            "MISSING_ALERTS_DELIVERY_RETENTION_DAYS": str(6 / 86400),  # six seconds
+            "MISSING_ALERTS_RETENTION_SWEEP_INTERVAL_S": "1",
+        }
+    )
+    return hostile_env
+
+
+async def test_delivery_records_expire_after_the_episode_closes(
+    short_retention_env: dict[str, str], worker: WorkerProcess, twilio: FakeTwilio
+) -> None:
+    """Finding 7: alerts and delivery records carried the date of birth, and nothing ever
+    expired from the notification log, so every phone number and message body was kept
+    forever. Now: no date of birth anywhere downstream of the profile, and a retention period
+    after the episode closes both logs are tombstoned on their changelogs."""
+    env = short_retention_env
+    worker.start()
+    worker.wait_ready()
+    await produce(env, ev.profile("RT1"), ev.absence("RT1", flags=FLAGS))
+    alerts = await wait_alerts(env, lambda a: any(x["child_ref"] == "RT1" for x in a))
+    code = next(a["episode_code"] for a in alerts if a["child_ref"] == "RT1")
+    await asyncio.to_thread(twilio.wait_for_requests_sync, 2, 30)
+    await produce(env, ev.returned("RT1", code))
+    deadline = time.monotonic() + 60
+    while True:
+        deliveries = await read_changelog(env, "deliveries")
+        notified = await read_changelog(env, "episode-notified")
+        gone = {k for k, v in deliveries if v is None}
+        kept = {k for k, v in deliveries if v is not None}
+        if kept and kept <= gone and any(v is None for _, v in notified):
+            break
+        assert time.monotonic() < deadline, (len(kept), len(gone), notified)
+        await asyncio.sleep(1)
+    # The returned notices were sent too, and went the same way.
+    assert any(b":returned:" in k for k in gone)
+    everything = b"".join(v or b"" for _, v in deliveries) + json.dumps(alerts).encode()
+    assert b"date_of_birth" not in everything and b"2010-06-01" not in everything

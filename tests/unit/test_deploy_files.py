@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from config.settings import Settings
@@ -95,3 +96,23 @@ def test_grafana_waits_for_prometheus_and_is_provisioned() -> None:
     assert (REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").exists()
     assert (REPO / "deploy/grafana/provisioning/dashboards/dashboards.yml").exists()
     assert "grafana-data" in COMPOSE["volumes"]
+
+
+def _substituted(value: object) -> str:
+    """Compose's ${NAME:-default} with nothing set in the environment: the default."""
+    import re
+
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+
+
+def test_worker_settings_from_compose_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SERVICES["worker"]["environment"].items():
+        monkeypatch.setenv(name, _substituted(value))
+    settings = Settings()
+    assert settings.link_secret is None  # empty means unset: never an empty HMAC key
+    assert settings.environment == "development"
+
+
+def test_health_checks_ask_the_health_route() -> None:
+    assert "/healthz" in " ".join(SERVICES["worker"]["healthcheck"]["test"])
+    assert "6066/healthz" in (REPO / "Dockerfile").read_text()

@@ -247,7 +247,12 @@ async def test_records_outlive_the_episode_by_the_retention_then_go() -> None:
     assert nid in rig.ports.log.records
     rig.clock.advance(timedelta(days=2))
     await rig.handle(dumps(due))
-    assert nid not in rig.ports.log.records and "ABCD23" not in rig.ports.notified.entries
+    assert nid not in rig.ports.log.records
+    # The who-was-told entry goes only when asked for it (once no record of it is left).
+    assert "ABCD23" in rig.ports.notified.entries
+    forget = RetentionDue(occurred_at=NOW, child_ref="C1", episode_code="ABCD23")
+    await rig.handle(dumps(forget))
+    assert "ABCD23" not in rig.ports.notified.entries
 
 
 # ------------------------------------------------------------------ property: isolation
