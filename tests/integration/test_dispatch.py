@@ -185,6 +185,39 @@ async def test_twilio_outage_then_recovery_delivers_each_sms_exactly_once(
     assert len(twilio.requests) > sum(want.values())  # and the failures really happened
 
 
+async def test_a_hung_sms_holds_only_its_own_message(
+    worker: WorkerProcess, delivery_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    """Finding 8 of issue #10: dispatch awaited a whole batch, so one hung provider request
+    stopped every SMS and email of the worker for the whole timeout (30 s here)."""
+    env = delivery_env
+    liaison = "+447700900105"
+    twilio.answer_number(liaison, Reply.hang())
+    worker.start()
+    worker.wait_ready()
+    children = [f"HG{i}" for i in range(3)]
+    await produce(
+        env, *[ev.profile(c) for c in children], *[ev.absence(c, flags=FLAGS) for c in children]
+    )
+    alerts = await wait_alerts(env, lambda a: {x["child_ref"] for x in a} >= set(children))
+    want = {
+        (n.address, n.body)
+        for a in alerts
+        if a["step_id"] == "high-t0"
+        for n in expected(a, env)
+        if n.channel is Channel.SMS
+    }
+    others = {w for w in want if w[0] != liaison}
+    assert others and len(want - others) == 3
+    # Everyone else's SMS arrives while the liaison's three requests hang.
+    await asyncio.to_thread(
+        wait_until, lambda: others <= set(accepted_sms(twilio)) and twilio.hanging == 3, 15
+    )
+    twilio.release()
+    await asyncio.to_thread(wait_until, lambda: set(accepted_sms(twilio)) >= want, 30)
+    assert all(n == 1 for n in accepted_sms(twilio).values())
+
+
 async def test_permanent_sms_failure_falls_back_to_email_and_alerts_team_manager(
     worker: WorkerProcess,
     delivery_env: dict[str, str],

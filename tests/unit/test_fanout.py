@@ -108,3 +108,13 @@ def test_rota_gaps_report_empty_slots_and_missing_addresses() -> None:
     ids = {n.notification_id for n in fan_out(alert(), policy, Links("https://x", SECRET))}
     assert "K7Q2MD:high-t0:pl-1:sms" in ids and "K7Q2MD:high-t0:pl-1:email" not in ids
     assert {"K7Q2MD:high-t0:edt:sms", "K7Q2MD:high-t0:edt:email"} <= ids
+
+
+def test_an_unknown_force_is_a_counted_gap_and_reaches_the_police_contact() -> None:
+    """Finding 4 of issue #10: no force on record fell back to the emergency duty team and
+    merged with the duty social worker; no gap was counted."""
+    night = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)
+    unprofiled = alert(police_force=None, initials=None, profile_missing=True, occurred_at=night)
+    assert Gap("force_unknown", "police_liaison", "police-desk") in rota_gaps(unprofiled, POLICY)
+    people = {n.recipient_id for n in fan_out(unprofiled, POLICY, Links("https://x", SECRET))}
+    assert people == {"edt", "police-desk"}
