@@ -1,6 +1,6 @@
 """The engine's pure part alone, in this process: no Kafka, no RocksDB.
 
-``streams.engine_batch.process_batch`` (decode, apply, next_due) plus encoding each written
+``streams.engine.batch.process_batch`` (decode, apply, next_due) plus encoding each written
 state, over a dict standing in for the store, in batches like the engine's. It is the
 ceiling the engine could reach if everything around the domain were free, measured for
 children seen for the first time and for long-known children, whose state carries the full
@@ -30,9 +30,9 @@ class _Event:
 def _apply_all(events: list[_Event], table: dict[bytes, bytes]) -> tuple[float, list[Any]]:
     """Seconds to apply ``events`` in engine-sized batches (writing states to ``table``), and
     each batch's result."""
-    from config.policy import load_policy
+    from config.loading import load_policy
     from config.settings import POLICY_DIR
-    from streams.engine_batch import process_batch
+    from streams.engine.batch import process_batch
 
     policy = load_policy(POLICY_DIR)
     results = []
@@ -87,7 +87,7 @@ def metrics_share(events: int = 40_000, children: int = 4_000) -> float:
     batch result through ``Metrics.observe_engine_batch``. A ratio of two timings in one process,
     so it does not move with the machine's load the way whole-engine runs do."""
     from bench.workload import mixed_backlog
-    from streams.table_codec import decode_open
+    from streams.engine.state_codec import decode_open
     from telemetry.metrics import Metrics
 
     backlog, _ = mixed_backlog(events, children)

@@ -417,7 +417,7 @@ async def run(bench: Bench, opts: Any) -> Result:
                 )
             )
             res.notes.append(
-                "Pure domain: `streams.engine_batch.process_batch` plus encoding each written "
+                "Pure domain: `streams.engine.batch.process_batch` plus encoding each written "
                 f"state, batches of {domain_ceiling.BATCH} check-ins over a dict, no Kafka/RocksDB "
                 "(bench/domain_ceiling.py). The backlog above gives each child about ten events, "
                 "so its states are small; a long-known child's state holds the full window of "

@@ -26,10 +26,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.partitioner import murmur2
 
 from config.settings import POLICY_DIR, Settings
-from streams.admin import ensure_topics
+from streams.kafka.admin import ensure_topics
+from streams.kafka.partitioning import partition_for
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -147,11 +147,6 @@ def policy_copy(dest: Path, edits: dict[str, Sequence[tuple[str, str]]]) -> Path
             text = text.replace(old, new)
         path.write_text(text)
     return dest
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The Java client's default partitioner, which aiokafka and Faust use for keyed records."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def keys_per_partition(partitions: int, prefix: str) -> list[str]:

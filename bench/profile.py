@@ -35,7 +35,7 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("logging (structlog / stdlib)", ("structlog", "logging/__init__.py", "log_engine_effects")),
     ("metrics (prometheus / Faust sensors)", ("prometheus", "sensors/", "telemetry/metrics.py")),
     ("dispatch", ("streams/dispatch/", "alerts/")),
-    ("timer scan", ("streams/timers.py", "due_index.py", "Engine._tick")),
+    ("timer scan", ("streams/runtime/timers.py", "due_index.py", "Engine._tick")),
     ("Kafka producer I/O (aiokafka sender, socket writes)", ("aiokafka/producer",)),
     ("Faust producer buffer", ("faust/transport/producer.py",)),
     (

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:6066"
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
-    # The engine runs as a child process of the worker (streams/engine_process.py) with a small
+    # The engine runs as a child process of the worker (streams/engine/process.py) with a small
     # internal HTTP port: 0 picks a free one. Other workers reach it at the advertised host
     # (default: web_host, or this machine's hostname when that is a wildcard address).
     engine_port: int = Field(default=0, ge=0, le=65535)
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    # Worker garbage collection (streams/gc_tuning.py): freeze survivors this often (0: Python's
+    # Worker garbage collection (streams/runtime/gc.py): freeze survivors this often (0: Python's
     # default collector, with its 75-90 ms full collections), and do a full one this often.
     gc_freeze_interval_s: float = Field(default=10.0, ge=0, le=3600)
     gc_full_interval_s: float = Field(default=600.0, gt=0)

@@ -66,7 +66,7 @@ ShortText = Annotated[str, Field(max_length=2000)]
 # arithmetic downstream (year 1 minus an offset is not a datetime): one such value used to
 # crash dispatch and cost every other alert in its batch. The upper bound is only a static
 # ceiling; "not later than now plus the clock-skew tolerance" needs a clock and is checked where
-# events are decoded (streams/decode.py) and accepted (the API).
+# events are decoded (streams/kafka/decode.py) and accepted (the API).
 EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
 

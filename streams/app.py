@@ -6,21 +6,26 @@ A factory rather than a module-level app, so tests and the benchmark can build i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 
-from alerts.notifiers.base import Notifier
 from alerts.notifiers.select import build_notifiers
-from config.policy import Policy
-from config.settings import Settings
-from schemas.alerts import Channel
 from schemas.codec import CODEC_NAME, register
-from streams.clock import Clock, SystemClock
-from streams.kafka_clients import faust_broker, faust_credentials
-from streams.topics import TopicSpec, topic_specs
-from telemetry.metrics import Metrics
+from streams.dispatch.agent import wire_dispatch
+from streams.engine.supervisor import wire_engine
+from streams.kafka.clients import faust_broker, faust_credentials
+from streams.kafka.topics import TopicSpec, topic_specs
+from streams.web.api import wire_api
+from streams.web.carer_page import wire_carer_page
+from streams.web.deliveries import wire_deliveries
+from streams.web.metrics import wire_metrics
+from streams.web.responders import wire_responders
+from streams.web.server import harden_web_server
+from streams.web.twilio_status import wire_twilio_status
+from streams.worker.wiring import Resources, Wiring
+
+__all__ = ["Resources", "Wiring", "create_app"]
 
 # Faust's RocksDB defaults (3 x 64 MB write buffers and a large block cache per partition of
 # every table) dominate a worker's memory. Faust opens one database per partition per table
@@ -31,37 +36,6 @@ ROCKSDB_OPTIONS: dict[str, int] = {
     "max_write_buffer_number": 2,
     "block_cache_size": 2 * 1024 * 1024,
 }
-
-
-@dataclass
-class Resources:
-    settings: Settings
-    policy: Policy
-    clock: Clock = field(default_factory=SystemClock)
-    notifiers: dict[Channel, Notifier] = field(default_factory=dict)
-    # Its own registry per app (several apps can live in one process); on/off from settings.
-    metrics: Metrics = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.metrics = Metrics(enabled=self.settings.metrics_enabled)
-
-
-@dataclass
-class Wiring:
-    app: Any
-    events: Any
-    profiles: Any
-    alerts: Any
-    episode_events: Any
-    dead_letters: Any
-    due: Any
-    dispatch_inputs: Any
-    receipts: Any
-    retries: Any
-    deliveries: Any
-    episode_codes: Any
-    notified: Any
-    engine: Any = None  # streams.engine_loop.Engine, set by wire_agents
 
 
 def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
@@ -145,22 +119,13 @@ def create_app(resources: Resources) -> Wiring:
         # Episode code -> child reference on every worker: SMS replies, links and the API name
         # episodes by code, while everything else is keyed (and partitioned) by child.
         episode_codes=table(app.GlobalTable, "episode-codes", **engine_fed),
-        # Episode code -> people sent a message for it (JSON list), for SMS-reply checks.
+        # Episode code -> who was messaged and when it closed (alerts/notified.py): SMS replies
+        # and API acknowledgements are checked against it; retention counts from the close.
         notified=table(app.GlobalTable, "episode-notified"),
         # The notification log, keyed by notification id, partitioned like the child's alerts.
         deliveries=table(app.Table, "deliveries"),
     )
-    from streams.agents import wire_agents  # late imports: agents need the wiring
-    from streams.dispatch.agent import wire_dispatch
-    from streams.web.api import wire_api
-    from streams.web.carer_page import wire_carer_page
-    from streams.web.deliveries import wire_deliveries
-    from streams.web.metrics import wire_metrics
-    from streams.web.responders import wire_responders
-    from streams.web.server import harden_web_server
-    from streams.web.twilio_status import wire_twilio_status
-
-    wiring.engine = wire_agents(wiring, resources)
+    wiring.engine = wire_engine(wiring, resources)
     wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
     wire_carer_page(wiring, resources)

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from config.errors import ConfigError
-from config.policy import Policy, load_policy
+from config.loading import load_policy
+from config.policy import Policy
 from config.settings import Settings, load_settings
 from schemas.common import Category, Reporter, RiskFlag
 from schemas.events import AbsenceReported, ChildProfile
@@ -48,7 +49,7 @@ def check_config() -> None:
 @cli.command("create-topics")
 def create_topics() -> None:
     """Create the pipeline's topics (idempotent; checks partition counts)."""
-    from streams.admin import ensure_topics
+    from streams.kafka.admin import ensure_topics
 
     settings, _ = _load()
     created = asyncio.run(ensure_topics(settings))
@@ -62,8 +63,8 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
     """Run a stream worker (engine + dispatch + web server)."""
     import faust
 
-    from streams.admin import ensure_topics
     from streams.app import Resources, create_app
+    from streams.kafka.admin import ensure_topics
     from telemetry.logging import configure_logging
 
     settings, policy = _load()
@@ -111,7 +112,7 @@ def send_absence(
     profile_initials: str | None,
 ) -> None:
     """Produce a test absence report onto the events topic (acks=all)."""
-    from streams.producer import produce
+    from streams.kafka.producer import produce
 
     settings, _ = _load()
     now = datetime.now(UTC)
@@ -169,8 +170,14 @@ def export_ssda903(
     start: datetime, end: datetime, rhi_out: str | None, authority: str | None
 ) -> None:
     """Write the SSDA903 "Missing" table (CSV) for periods overlapping [--from, --to]."""
-    from streams.export import fold_records, of_authority, rhi_csv, select_periods, ssda903_csv
-    from streams.topic_reader import read_all
+    from streams.kafka.reader import read_all
+    from streams.ssda903.export import (
+        fold_records,
+        of_authority,
+        rhi_csv,
+        select_periods,
+        ssda903_csv,
+    )
 
     settings, policy = _load()
     default = policy.rota.default_local_authority

@@ -80,7 +80,8 @@ TWILIO_CALLBACK_OUTCOMES: Final = (
     "unavailable",
     "not_configured",
 )
-# Rejections from streams.decode (invalid input) versus a valid event the engine could not apply.
+# Rejections from streams.kafka.decode (invalid input) versus a valid event the engine could
+# not apply.
 INVALID_REASONS: Final = frozenset(
     {
         "empty_value",
@@ -151,7 +152,7 @@ def step_label(step_id: str) -> str:
 
 def event_type_label(event_type: str | None) -> str:
     """The type a rejected record named, bounded; decided once where it was decoded
-    (streams/decode.py), so no metric ever parses a rejected record again."""
+    (streams/kafka/decode.py), so no metric ever parses a rejected record again."""
     return bounded(event_type, EVENT_TYPES) if event_type else UNKNOWN
 
 
@@ -260,7 +261,7 @@ class OpenEpisodes:
             self._counts[label] = self._counts.get(label, 0) + 1
             self._publish(label)
 
-    # The timer's rebuild observer (streams.timers.RebuildObserver).
+    # The timer's rebuild observer (streams.runtime.timers.RebuildObserver).
     def reset(self) -> None:
         self._by_key.clear()
         for label in self._counts:
@@ -286,7 +287,7 @@ class NoTracking:
 
 
 class EngineBatch(Protocol):
-    """What ``observe_engine_batch`` reads from a streams.engine_batch.BatchResult."""
+    """What ``observe_engine_batch`` reads from a streams.engine.batch.BatchResult."""
 
     @property
     def accepted(self) -> Mapping[str, int]: ...

@@ -30,14 +30,15 @@ from alerts.fanout import Links
 from alerts.retry import RetryPolicy
 from schemas.alerts import Alert, RetryDue
 from schemas.records import DeadLetter
-from streams.app import Resources, Wiring
 from streams.dispatch.pipeline import DispatchConfig, Dispatcher, Item, Source
 from streams.dispatch.retention import retention_requests
 from streams.dispatch.runner import ItemRunner
-from streams.due_index import DueEntry
-from streams.faust_context import event_context
-from streams.sending import send_durably
-from streams.timers import TimerState, wire_timer
+from streams.kafka.sending import send_durably
+from streams.runtime.due_index import DueEntry
+from streams.runtime.timers import TimerState
+from streams.worker.faust_context import event_context
+from streams.worker.timers import settled, wire_timer
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.dispatch.agent")
@@ -196,7 +197,7 @@ def _wire_retention_sweep(w: Wiring, r: Resources, retention: timedelta) -> None
 
     @w.app.timer(interval=settings.retention_sweep_interval_s, name="retention-sweep")
     async def sweep() -> None:
-        if w.app.rebalancing or not w.app.tables.recovery.completed.is_set():
+        if not settled(w.app):
             return
         actives = {
             tp.partition for tp in w.app.assignor.assigned_actives() if tp.topic == alerts_topic

@@ -56,8 +56,8 @@ from schemas.alerts import (
 )
 from schemas.records import DeadLetter
 from schemas.redaction import KeptPayload, keep_payload
-from streams.clock import Clock
-from streams.decode import field_errors
+from streams.kafka.decode import field_errors
+from streams.runtime.clock import Clock
 from telemetry.logging import episode_code_of, get_logger
 from telemetry.metrics import Metrics, notification_outcome, receipt_outcome
 

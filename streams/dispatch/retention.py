@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from alerts import notified as notified_codec
 from alerts.delivery_log import decode_header, expires_at
 from schemas.alerts import RetentionDue
-from streams.timers import partition_for
+from streams.kafka.partitioning import partition_for
 from telemetry.logging import episode_code_of
 
 

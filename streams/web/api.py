@@ -27,8 +27,7 @@ from schemas.events import (
     ReturnInterviewRecorded,
     ReturnReported,
 )
-from streams.app import Resources, Wiring
-from streams.decode import field_errors, future_fields
+from streams.kafka.decode import field_errors, future_fields
 from streams.web.access import (
     EPISODE_CODE,
     ApiError,
@@ -49,6 +48,7 @@ from streams.web.auth import (
 )
 from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
 from streams.web.openapi import build_openapi
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.api")

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from config.settings import Settings
 from schemas.wire import dumps
-from streams.kafka_clients import aiokafka_kwargs
+from streams.kafka.clients import aiokafka_kwargs
 
 
 class ApiProducer(Service):  # type: ignore[misc]

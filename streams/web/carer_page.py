@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from config.errors import ConfigError
-from streams.app import Resources, Wiring
+from streams.worker.wiring import Resources, Wiring
 
 CARER_PATH = "/carer"
 

@@ -13,10 +13,10 @@ from typing import Any
 import faust
 
 from alerts.delivery_log import decode
-from streams.app import Resources, Wiring
 from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import episode_code_of
 
 

@@ -20,8 +20,8 @@ from aiohttp.web import Response
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client.exposition import choose_encoder
 
-from streams.app import Resources, Wiring
-from streams.lag import read_lag
+from streams.kafka.lag import read_lag
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 from telemetry.metrics import FAUST_PREFIX, Metrics
 from telemetry.metrics_merge import merged_registry
@@ -64,6 +64,7 @@ async def metrics_body(encode: Callable[[Any], bytes], registry: Any, engine_tex
 def wire_metrics(w: Wiring, r: Resources) -> None:
     metrics = r.metrics
     registry = metrics.registry
+    engine = w.engine_handle()
 
     @w.app.page(METRICS_PATH)
     class MetricsPage(faust.web.View):  # type: ignore[misc]
@@ -73,9 +74,9 @@ def wire_metrics(w: Wiring, r: Resources) -> None:
             if not metrics.enabled:
                 return Response(body=encode(registry), headers={"Content-Type": content_type})
             engine_text = ""
-            try:  # the engine process's part (streams/engine_process.py)
+            try:  # the engine process's part (streams/engine/process.py)
                 async with w.app.http_client.get(
-                    f"{w.engine.local_url}/metrics", timeout=ClientTimeout(total=3)
+                    f"{engine.local_url}/metrics", timeout=ClientTimeout(total=3)
                 ) as response:
                     if response.status == 200:
                         engine_text = await response.text()

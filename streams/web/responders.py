@@ -18,13 +18,13 @@ from alerts import notified as notified_codec
 from alerts.ack_links import parse_sms_ack, verify_link
 from alerts.receipts import signature_valid
 from schemas.events import Acknowledgement
-from streams.app import Resources, Wiring
-from streams.engine_process import fetch_state
-from streams.episode_view import episode_view, find_episode
-from streams.table_codec import decode_state
+from streams.engine.process import fetch_state
+from streams.engine.state_codec import decode_state
 from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope
+from streams.web.episode_view import episode_view, find_episode
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.web.responders")
@@ -85,6 +85,7 @@ def _html(view: Any, body: str, status: int = 200) -> Any:
 
 def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
     settings, rota = r.settings, r.policy.rota
+    engine = w.engine_handle()
     by_phone = {p.phone: pid for pid, p in rota.people.items() if p.phone}
     twilio_token = (
         settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
@@ -100,10 +101,10 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
             except ApiError as exc:
                 return problem(self, exc)
             # The state lives in the engine holding the child's partition: ask the local engine
-            # process, which answers or forwards once to the owner (streams/engine_process.py).
+            # process, which answers or forwards once to the owner (streams/engine/process.py).
             try:
                 status, body = await fetch_state(
-                    w.app.http_client, w.engine.local_url, child, settings.link_key
+                    w.app.http_client, engine.local_url, child, settings.link_key
                 )
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("engine state not reachable", error=type(exc).__name__)

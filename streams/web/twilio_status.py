@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from alerts.notifiers.select import TWILIO_STATUS_PATH
 from alerts.receipts import BadCallback, receipt_from_callback, signature_valid
-from streams.app import Resources, Wiring
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import episode_code_of, get_logger
 
 log = get_logger("missing_alerts.web.twilio")

@@ -34,7 +34,7 @@ def engine_pid(worker: WorkerProcess) -> int:
     pid = worker.proc.pid
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if b"streams.engine_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"streams.engine.process" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return int(child)
     raise AssertionError("no engine process under the worker")
 

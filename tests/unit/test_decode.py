@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from schemas import AbsenceReported
-from streams.decode import Rejection, decode_input
+from streams.kafka.decode import Rejection, decode_input
 
 NOW = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)

@@ -30,8 +30,8 @@ from schemas.alerts import (
 from schemas.common import Category, Tier
 from schemas.records import DeadLetter
 from schemas.wire import dumps
-from streams.clock import ManualClock
 from streams.dispatch.pipeline import DispatchConfig, Dispatcher
+from streams.runtime.clock import ManualClock
 from telemetry.metrics import Metrics
 from tests.support.dispatch_ports import Emitted, Ports, ScriptedNotifier
 

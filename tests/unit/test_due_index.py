@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.due_index import DueIndex
+from streams.runtime.due_index import DueIndex
 
 T0 = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
 

@@ -13,9 +13,9 @@ from config import load_policy
 from config.settings import POLICY_DIR
 from schemas.common import RiskFlag
 from schemas.wire import dumps
-from streams.engine_batch import process_batch
-from streams.engine_loop import EngineTopics, batch_output
-from streams.table_codec import decode_header, decode_state
+from streams.engine.batch import process_batch
+from streams.engine.loop import EngineTopics, batch_output
+from streams.engine.state_codec import decode_header, decode_state
 from telemetry.metrics import Metrics
 from tests.support import events as ev
 

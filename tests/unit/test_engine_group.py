@@ -1,4 +1,4 @@
-"""The engine's group assignor (streams/engine_group.py): co-partitioned range assignment, plus
+"""The engine's group assignor (streams/engine/group.py): co-partitioned range assignment, plus
 the partition -> owner URL map every member learns from its assignment."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
-from streams.engine_group import owner_assignor, owners_from
+from streams.engine.group import owner_assignor, owners_from
 
 TOPICS = ("events", "due", "profiles")
 URL_A = "http://a:1"

@@ -1,4 +1,4 @@
-"""batch_output (streams/engine_loop.py): what one processed batch sends, and which state
+"""batch_output (streams/engine/loop.py): what one processed batch sends, and which state
 entries it stores per partition once Kafka has acknowledged them."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 from schemas.common import RiskFlag
 from schemas.records import DeadLetter
 from schemas.wire import dumps
-from streams.engine_batch import BatchResult, process_batch
-from streams.engine_loop import EngineTopics, batch_output
-from streams.sending import OutRecord
-from streams.table_codec import decode_header, decode_state
+from streams.engine.batch import BatchResult, process_batch
+from streams.engine.loop import EngineTopics, batch_output
+from streams.engine.state_codec import decode_header, decode_state
+from streams.kafka.sending import OutRecord
 from tests.support.records import FakeRecord
 from tests.unit.episode_helpers import T0, absence, check_in, minutes, profile, shipped_policy
 

@@ -14,7 +14,13 @@ from schemas.events import (
     ReturnReported,
 )
 from streams.episodes import machine
-from streams.export import eighteenth_birthday, fold_records, rhi_csv, select_periods, ssda903_csv
+from streams.ssda903.export import (
+    eighteenth_birthday,
+    fold_records,
+    rhi_csv,
+    select_periods,
+    ssda903_csv,
+)
 
 POLICY = load_policy(POLICY_DIR)
 T0 = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""streams/gc_tuning.py: survivors are frozen each round, and a full round reclaims cycles
+"""streams/runtime/gc.py: survivors are frozen each round, and a full round reclaims cycles
 among frozen objects (the leak a freeze-only policy would have)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.gc_tuning import GcPolicy
+from streams.runtime.gc import GcPolicy
 
 
 @pytest.fixture(autouse=True)

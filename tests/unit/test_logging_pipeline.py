@@ -13,7 +13,7 @@ import structlog
 from config import load_policy
 from config.settings import POLICY_DIR, Settings
 from schemas.common import RiskFlag
-from streams.engine_batch import process_batch
+from streams.engine.batch import process_batch
 from telemetry.logging import (
     configure_logging,
     episode_code_of,

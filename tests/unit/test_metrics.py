@@ -15,10 +15,11 @@ from config import load_policy
 from config.settings import POLICY_DIR
 from schemas.common import RiskFlag
 from schemas.wire import dumps
-from streams.decode import Rejection, decode_input
-from streams.engine_batch import process_batch
-from streams.table_codec import decode_open, encode_entry
-from streams.timers import TimerState, partition_for, rebuild
+from streams.engine.batch import process_batch
+from streams.engine.state_codec import decode_open, encode_entry
+from streams.kafka.decode import Rejection, decode_input
+from streams.kafka.partitioning import partition_for
+from streams.runtime.timers import TimerState, rebuild
 from telemetry.metrics import (
     EVENT_TYPES,
     FAUST_METRIC_NAMES,

@@ -13,7 +13,7 @@ from alerts.retry import RetryPolicy
 from schemas.alerts import Alert, AlertKind, Channel, Notification
 from schemas.common import Category, Tier
 from streams.dispatch.retention import retention_requests
-from streams.timers import partition_for
+from streams.kafka.partitioning import partition_for
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEEP = timedelta(days=90)

@@ -1,5 +1,6 @@
-"""produce_durably (streams/sending.py): retry failed sends until every record is acknowledged,
-return the acknowledgements in input order, and hand records off in order on every attempt."""
+"""produce_durably (streams/kafka/sending.py): retry failed sends until every record is
+acknowledged, return the acknowledgements in input order, and hand records off in order on
+every attempt."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import streams.sending as sending
-from streams.sending import OutRecord, produce_durably
+import streams.kafka.sending as sending
+from streams.kafka.sending import OutRecord, produce_durably
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch, producer_box: list[FlakyProducer]) -
         for producer in producer_box:
             producer.next_attempt()
 
-    # Only streams.sending sees the fake: the event loop keeps the real asyncio.
+    # Only streams.kafka.sending sees the fake: the event loop keeps the real asyncio.
     patched = SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep})
     monkeypatch.setattr(sending, "asyncio", patched)
     return delays

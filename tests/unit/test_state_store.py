@@ -1,4 +1,4 @@
-"""One contract for both state store backends (streams/state_store.py)."""
+"""One contract for both state store backends (streams/engine/store.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.state_store import MemoryStore, RocksDBStore, StateStore
+from streams.engine.store import MemoryStore, RocksDBStore, StateStore
 
 
 @pytest.fixture(params=["memory", "rocksdb"])

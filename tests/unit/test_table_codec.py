@@ -1,5 +1,6 @@
-"""The episodes-table entry format (streams/table_codec.py): a hand-built JSON header line, then
-the state. The header must be exactly what json.dumps would have said, whatever the values."""
+"""The episodes-table entry format (streams/engine/state_codec.py): a hand-built JSON header
+line, then the state. The header must be exactly what json.dumps would have said, whatever the
+values."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from datetime import datetime
 import pytest
 
 from schemas.common import Category, RiskFlag
+from streams.engine.state_codec import decode_header, decode_open, decode_state, encode_entry
 from streams.episodes.machine import Due, next_due
 from streams.episodes.state import ChildState, Episode
-from streams.table_codec import decode_header, decode_open, decode_state, encode_entry
 from tests.unit.episode_helpers import (
     CHILD,
     T0,

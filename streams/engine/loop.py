@@ -8,7 +8,7 @@ RocksDB write batch and one offset commit per partition per batch.
 
 The guarantees are the Faust table's, kept by one rule per batch:
 
-1. apply every record to the pure domain (streams/engine_batch.py);
+1. apply every record to the pure domain (streams/engine/batch.py);
 2. send alerts, audit records, dead letters and each changed child's new state (to the
    compacted changelog topic) and wait until Kafka acknowledged all of them;
 3. write the new states to the local store together with the changelog offset;
@@ -18,7 +18,7 @@ A crash before 2 completes replays the batch; a crash after it replays it agains
 already on the changelog, where every event id is seen and nothing fires twice (and an alert
 re-sent in between keeps its id, which dispatch drops). The local store never runs ahead of
 the changelog, so after a restart or a rebalance it catches up by reading the changelog from
-its stored offset (streams/changelog_restore.py).
+its stored offset (streams/engine/restore.py).
 
 The escalation timer lives here too: it scans only this worker's partitions (an in-memory
 index of next-due times, rebuilt from the store's header lines after every assignment) and
@@ -44,17 +44,18 @@ from schemas.events import TimerDue
 from schemas.records import DeadLetter
 from schemas.redaction import keep_payload
 from schemas.wire import dumps
-from streams.changelog_restore import restore_partitions
-from streams.clock import Clock
-from streams.due_index import DueEntry
-from streams.engine_batch import BatchResult, process_batch
-from streams.engine_group import owner_assignor
-from streams.kafka_clients import aiokafka_kwargs
-from streams.sending import OutRecord, produce_batches_durably
-from streams.state_store import StateStore
-from streams.table_codec import decode_header, decode_open
-from streams.timers import TimerState, partition_for, rebuild
-from streams.topics import topic_specs
+from streams.engine.batch import BatchResult, process_batch
+from streams.engine.group import owner_assignor
+from streams.engine.restore import restore_partitions
+from streams.engine.state_codec import decode_header, decode_open
+from streams.engine.store import StateStore
+from streams.kafka.clients import aiokafka_kwargs
+from streams.kafka.partitioning import partition_for
+from streams.kafka.sending import OutRecord, produce_batches_durably
+from streams.kafka.topics import topic_specs
+from streams.runtime.clock import Clock
+from streams.runtime.due_index import DueEntry
+from streams.runtime.timers import TimerState, rebuild
 from telemetry.logging import get_logger, log_engine_effects
 from telemetry.metrics import Metrics
 
@@ -367,7 +368,7 @@ class Engine:
         if failed:
             log.warning("due events not sent; retried later", failed=failed)
 
-    # -- for the internal state endpoint (streams/engine_process.py) --------------------------
+    # -- for the internal state endpoint (streams/engine/process.py) --------------------------
 
     def partition_of(self, child: bytes) -> int:
         return partition_for(child, self.settings.topic_partitions)

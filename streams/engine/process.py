@@ -5,7 +5,7 @@ dispatch, Faust's global tables) is latency-bound. In one process they share one
 event loop, so a 500-record batch delays every API answer behind it, and the engine loses a
 third of its core to the rest (docs/episode-engine.md). As two processes each gets a core.
 
-The worker (parent) runs ``python -m streams.engine_process`` with its own environment plus
+The worker (parent) runs ``python -m streams.engine.process`` with its own environment plus
 ``MISSING_ALERTS_ENGINE_PORT``; the child serves, on that port, only what the parent needs:
 
 - ``GET /internal/state/{child}``: the child's stored state, from this engine if it holds the
@@ -31,13 +31,13 @@ from aiohttp import ClientSession, ClientTimeout, web
 from prometheus_client import generate_latest
 
 from config.errors import ConfigError
-from config.policy import load_policy
+from config.loading import load_policy
 from config.settings import Settings, load_settings
-from streams.clock import SystemClock
-from streams.engine_loop import Engine
-from streams.gc_tuning import GcPolicy
-from streams.lag import read_lag
-from streams.state_store import open_store
+from streams.engine.loop import Engine
+from streams.engine.store import open_store
+from streams.kafka.lag import read_lag
+from streams.runtime.clock import SystemClock
+from streams.runtime.gc import GcPolicy
 from telemetry.logging import configure_logging, get_logger
 from telemetry.metrics import Metrics
 

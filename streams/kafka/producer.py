@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from config.settings import Settings
 from schemas.wire import dumps
-from streams.kafka_clients import aiokafka_kwargs
+from streams.kafka.clients import aiokafka_kwargs
 
 
 async def produce(settings: Settings, topic: str, events: Iterable[BaseModel]) -> None:

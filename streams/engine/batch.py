@@ -20,10 +20,10 @@ from schemas.common import authority_of
 from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
 from schemas.redaction import KeptPayload, keep_payload
-from streams.decode import Rejection, decode_input
+from streams.engine.state_codec import decode_state, encode_entry, open_label
 from streams.episodes import machine
 from streams.episodes.state import ChildState
-from streams.table_codec import decode_state, encode_entry, open_label
+from streams.kafka.decode import Rejection, decode_input
 
 
 @dataclass

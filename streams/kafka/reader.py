@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import Settings
-from streams.kafka_clients import aiokafka_kwargs
+from streams.kafka.clients import aiokafka_kwargs
 
 
 async def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, dict[str, Any]]]:

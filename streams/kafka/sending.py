@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from streams.timers import partition_for
+from streams.kafka.partitioning import partition_for
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.sending")

@@ -45,7 +45,7 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         # Whatever could not be processed, with the reason.
         "dead_letters": TopicSpec(settings.topic("dead-letters"), 1, {"retention.ms": year}),
         # The engine's state per child (compacted): the source of truth its local store is a
-        # copy of, co-partitioned with events (streams/engine_loop.py).
+        # copy of, co-partitioned with events (streams/engine/loop.py).
         "episodes_changelog": TopicSpec(f"{app}-episodes-changelog", n, compact),
         # Changelog of the Faust GlobalTable the engine writes directly: episode code -> child,
         # read by every worker's API.

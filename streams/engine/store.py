@@ -1,6 +1,6 @@
 """The engine's local state: one key-value store per partition, plus the changelog offset it holds.
 
-The engine (streams/engine_loop.py) writes a child's state here only after the same bytes are
+The engine (streams/engine/loop.py) writes a child's state here only after the same bytes are
 acknowledged on the changelog topic, and records the changelog offset in the same atomic write.
 So the local copy is never ahead of Kafka, and catching up after a restart or a rebalance means
 reading the changelog from the stored offset on. One store per partition (as Faust does) keeps a

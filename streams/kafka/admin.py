@@ -10,8 +10,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config.errors import ConfigError
 from config.settings import Settings
-from streams.kafka_clients import aiokafka_kwargs
-from streams.topics import topic_specs
+from streams.kafka.clients import aiokafka_kwargs
+from streams.kafka.topics import topic_specs
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

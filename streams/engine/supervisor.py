@@ -1,6 +1,6 @@
 """Starts the episode engine beside the worker and watches it.
 
-The engine runs as a child process (streams/engine_process.py: why, and what it serves). The
+The engine runs as a child process (streams/engine/process.py: why, and what it serves). The
 worker gives it the same environment, stops it on shutdown (SIGTERM: it finishes its batch,
 commits and leaves its group), and goes down itself if the engine dies, so an orchestrator
 restarts the pair: a worker answering API calls while nothing escalates would be worse.
@@ -19,13 +19,13 @@ from typing import Any
 from mode import Service
 
 from config.settings import Settings
-from streams.app import Resources, Wiring
-from streams.gc_tuning import GcPolicy
+from streams.runtime.gc import GcPolicy
+from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.engine_supervisor")
 
-# How the engine ends when asked to (streams/engine_process.py exits 0 after SIGTERM/SIGINT or
+# How the engine ends when asked to (streams/engine/process.py exits 0 after SIGTERM/SIGINT or
 # when its parent is gone; a signal before its handlers are installed ends it by the signal).
 STOPPED_ON_REQUEST = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
@@ -58,7 +58,7 @@ class EngineProcess(Service):  # type: ignore[misc]
             "MISSING_ALERTS_LOG_LEVEL": self.settings.log_level,
         }
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streams.engine_process", env=env
+            sys.executable, "-m", "streams.engine.process", env=env
         )
         log.info("engine process spawned", pid=self.proc.pid, port=self.port)
         self.add_future(self._watch())
@@ -94,7 +94,7 @@ class EngineProcess(Service):  # type: ignore[misc]
             await proc.wait()
 
 
-def wire_agents(w: Wiring, r: Resources) -> EngineProcess:
+def wire_engine(w: Wiring, r: Resources) -> EngineProcess:
     settings = r.settings
     if settings.gc_freeze_interval_s > 0:
         policy = GcPolicy(settings.gc_freeze_interval_s, settings.gc_full_interval_s)

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.state_store import StateStore
+from streams.engine.store import StateStore
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.restore")
