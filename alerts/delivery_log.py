@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from alerts.notifiers.base import Outcome, SendResult
 from alerts.retry import RetryPolicy, next_attempt_at
 from schemas.alerts import Alert, AlertKind, Channel, Notification
+from schemas.wire import HeaderedCodec
 
 Status = Literal["retrying", "queued", "sent", "delivered", "undelivered", "failed"]
 
@@ -148,30 +149,40 @@ class Header(NamedTuple):
     updated_at: datetime | None
 
 
-def encode(delivery: Delivery) -> bytes:
-    """Header line (what the retry index and the retention sweep need) + the record."""
+def _header(delivery: Delivery) -> bytes:
+    """What the retry index and the retention sweep need, without parsing the record."""
     retry = delivery.next_attempt_at if delivery.status == "retrying" else None
-    header = json.dumps(
+    return json.dumps(
         {
             "retry": retry.isoformat() if retry else None,
             "child": delivery.notification.child_ref,
             "updated": delivery.updated_at.isoformat(),
         },
         separators=(",", ":"),
-    )
-    return header.encode() + b"\n" + delivery.model_dump_json().encode()
+    ).encode()
+
+
+# The deliveries table's codec (schemas/wire.py): header line + the record.
+DELIVERY_CODEC: HeaderedCodec[Delivery] = HeaderedCodec(
+    header=_header,
+    body=lambda delivery: delivery.model_dump_json().encode(),
+    read=lambda _line, body: Delivery.model_validate_json(body),
+)
+
+
+def encode(delivery: Delivery) -> bytes:
+    return DELIVERY_CODEC.encode(delivery)
+
+
+def decode(value: bytes) -> Delivery:
+    return DELIVERY_CODEC.decode(value)
 
 
 def decode_header(value: bytes) -> Header:
-    line, _, _ = value.partition(b"\n")
-    header = json.loads(line)
+    header = DELIVERY_CODEC.header_of(value)
     retry, updated = header.get("retry"), header.get("updated")
     return Header(
         datetime.fromisoformat(retry) if retry else None,
         str(header["child"]),
         datetime.fromisoformat(updated) if updated else None,
     )
-
-
-def decode(value: bytes) -> Delivery:
-    return Delivery.model_validate_json(value.partition(b"\n")[2])

@@ -87,7 +87,7 @@ def metrics_share(events: int = 40_000, children: int = 4_000) -> float:
     batch result through ``Metrics.observe_engine_batch``. A ratio of two timings in one process,
     so it does not move with the machine's load the way whole-engine runs do."""
     from bench.workload import mixed_backlog
-    from streams.engine.state_codec import decode_open
+    from streams.episodes.codec import decode_open
     from telemetry.metrics import Metrics
 
     backlog, _ = mixed_backlog(events, children)

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # meant (a staging system, a dry run).
     outbox_in_production: bool = False
 
+    # Only with ENVIRONMENT=test: the clock runs this file's number of seconds ahead of the
+    # system's (streams/runtime/clock.py), so integration tests can move time forward.
+    test_clock_file: Path | None = None
+
     # Clock skew: events stamped further in the future than this are rejected as invalid.
     clock_skew_tolerance_s: float = Field(default=300.0, ge=0)
 

@@ -15,7 +15,7 @@ from schemas.codec import CODEC_NAME, register
 from streams.dispatch.agent import wire_dispatch
 from streams.engine.supervisor import wire_engine
 from streams.kafka.clients import faust_broker, faust_credentials
-from streams.kafka.topics import TopicSpec, topic_specs
+from streams.kafka.topics import TABLES, TableSpec, TopicSpec, topic_specs
 from streams.web.api import wire_api
 from streams.web.carer_page import wire_carer_page
 from streams.web.deliveries import wire_deliveries
@@ -78,11 +78,12 @@ def create_app(resources: Resources) -> Wiring:
         value_serializer="raw",
     )
 
-    def table(factory: Any, name: str, **extra: Any) -> Any:
-        """bytes in, bytes out: values are JSON validated by pydantic on read, so Faust never
-        needs to know the models; partitioned like the child-keyed topics."""
+    def table(spec: TableSpec, **extra: Any) -> Any:
+        """bytes in, bytes out: values are decoded with the spec's codec on read, so Faust
+        never needs to know the models; partitioned like the child-keyed topics."""
+        factory = app.GlobalTable if spec.global_ else app.Table
         return factory(
-            name,
+            spec.name,
             default=None,
             partitions=settings.topic_partitions,
             key_type=bytes,
@@ -116,14 +117,10 @@ def create_app(resources: Resources) -> Wiring:
         ),
         receipts=_topic(app, specs["receipts"], CODEC_NAME),
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
-        # Episode code -> child reference on every worker: SMS replies, links and the API name
-        # episodes by code, while everything else is keyed (and partitioned) by child.
-        episode_codes=table(app.GlobalTable, "episode-codes", **engine_fed),
-        # Episode code -> who was messaged and when it closed (alerts/notified.py): SMS replies
-        # and API acknowledgements are checked against it; retention counts from the close.
-        notified=table(app.GlobalTable, "episode-notified"),
-        # The notification log, keyed by notification id, partitioned like the child's alerts.
-        deliveries=table(app.Table, "deliveries"),
+        # What each table holds: streams/kafka/topics.py, TABLES.
+        episode_codes=table(TABLES["episode_codes"], **engine_fed),
+        notified=table(TABLES["notified"]),
+        deliveries=table(TABLES["deliveries"]),
     )
     wiring.engine = wire_engine(wiring, resources)
     wire_dispatch(wiring, resources)

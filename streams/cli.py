@@ -65,6 +65,7 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
 
     from streams.app import Resources, create_app
     from streams.kafka.admin import ensure_topics
+    from streams.runtime.clock import clock_from_settings
     from telemetry.logging import configure_logging
 
     settings, policy = _load()
@@ -72,7 +73,9 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
         settings = settings.model_copy(update={"web_port": web_port})
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    wiring = create_app(Resources(settings=settings, policy=policy))
+    wiring = create_app(
+        Resources(settings=settings, policy=policy, clock=clock_from_settings(settings))
+    )
     level = (loglevel or settings.log_level).upper()
     # Our redacting structlog pipeline owns stdlib logging; Faust must not replace it.
     configure_logging(settings.log_format, level)

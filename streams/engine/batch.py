@@ -20,8 +20,8 @@ from schemas.common import authority_of
 from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
 from schemas.redaction import KeptPayload, keep_payload
-from streams.engine.state_codec import decode_state, encode_entry, open_label
 from streams.episodes import machine
+from streams.episodes.codec import decode_state, encode_entry, open_label
 from streams.episodes.state import ChildState
 from streams.kafka.decode import Rejection, decode_input
 
@@ -61,6 +61,9 @@ class BatchResult:
     # that fired it (escalation lateness counts from it when it made the step due).
     accepted: Counter[str] = field(default_factory=Counter)
     triggers: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    # Child key -> the input partition its records came from (the engine's partitions are the
+    # events topic's, shared by due and profiles).
+    partition_of: dict[bytes, int] = field(default_factory=dict)
 
 
 def process_batch(
@@ -86,6 +89,7 @@ def process_batch(
             )
             continue
         key: bytes = event.key
+        result.partition_of[key] = event.partition
         if isinstance(decoded, ChildProfile):
             wrong = _authority_mismatch(decoded, policy)
             if wrong is not None:

@@ -20,6 +20,13 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberMetadata,
 )
 
+from config.settings import Settings
+
+
+def engine_group_id(settings: Settings) -> str:
+    """The engine's consumer group; dispatch (Faust) keeps the app id itself."""
+    return f"{settings.app_id}-engine"
+
 
 def owners_from(
     assignments: Mapping[str, ConsumerProtocolMemberAssignment],

@@ -21,7 +21,6 @@ leaves an engine behind holding partitions.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import os
 import signal
@@ -33,23 +32,26 @@ from prometheus_client import generate_latest
 from config.errors import ConfigError
 from config.loading import load_policy
 from config.settings import Settings, load_settings
-from streams.engine.loop import Engine
+from streams.engine.contract import (
+    METRICS_PATH,
+    PARENT_ENV,
+    PORT_ENV,
+    ROUTED_HEADER,
+    STATE_PATH,
+    TOKEN_HEADER,
+    fetch_state,
+    internal_token,
+)
+from streams.engine.kafka_io import KafkaSink, KafkaSource, kafka_restore
+from streams.engine.loop import Engine, partition_counts
+from streams.engine.output import EngineTopics
 from streams.engine.store import open_store
-from streams.kafka.lag import read_lag
-from streams.runtime.clock import SystemClock
+from streams.runtime.clock import clock_from_settings
 from streams.runtime.gc import GcPolicy
 from telemetry.logging import configure_logging, get_logger
 from telemetry.metrics import Metrics
 
 log = get_logger("missing_alerts.engine_process")
-
-STATE_PATH = "/internal/state/{child}"
-TOKEN_HEADER = "X-Missing-Alerts-Internal"
-ROUTED_HEADER = "X-Missing-Alerts-Routed"
-
-
-def internal_token(key: bytes, path: str) -> str:
-    return hmac.new(key, f"internal:{path}".encode(), hashlib.sha256).hexdigest()
 
 
 def advertised_url(settings: Settings, port: int) -> str:
@@ -59,18 +61,6 @@ def advertised_url(settings: Settings, port: int) -> str:
 
         host = socket.gethostname()
     return f"http://{host}:{port}"
-
-
-async def fetch_state(
-    session: ClientSession, base_url: str, child: str, key: bytes, *, routed: bool = False
-) -> tuple[int, bytes]:
-    """(status, body) of ``GET {base_url}/internal/state/{child}``."""
-    path = STATE_PATH.format(child=child)
-    headers = {TOKEN_HEADER: internal_token(key, path)}
-    if routed:
-        headers[ROUTED_HEADER] = "1"
-    async with session.get(base_url + path, headers=headers) as response:
-        return response.status, await response.read()
 
 
 def build_web(engine: Engine, metrics: Metrics, key: bytes) -> web.Application:
@@ -106,7 +96,7 @@ def build_web(engine: Engine, metrics: Metrics, key: bytes) -> web.Application:
             await session["client"].close()
 
     app.router.add_get(STATE_PATH, state)
-    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get(METRICS_PATH, metrics_page)
     app.on_cleanup.append(close_session)
     return app
 
@@ -114,10 +104,10 @@ def build_web(engine: Engine, metrics: Metrics, key: bytes) -> web.Application:
 async def _refresh_lag(engine: Engine, metrics: Metrics, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
-        if engine.consumer is None or not engine.ready.is_set():
+        if not engine.ready.is_set():
             continue
         try:
-            metrics.set_consumer_lag(await read_lag(engine.consumer, engine.topics.inputs))
+            metrics.set_consumer_lag(await engine.source.lag())
         except Exception as exc:  # broker away: keep the last values
             log.debug("engine consumer lag not refreshed", error=type(exc).__name__)
 
@@ -142,13 +132,19 @@ async def run(settings: Settings, port: int) -> None:
         crashed.append(exc)
         stop.set()
 
+    url = advertised_url(settings, port)
+    topics = EngineTopics.from_settings(settings)
+    source = KafkaSource(settings, topics.inputs, url)
     engine = Engine(
         settings,
         policy,
-        SystemClock(),
+        clock_from_settings(settings),
         metrics,
         store,
-        url=advertised_url(settings, port),
+        source=source,
+        sink=KafkaSink(settings, source, partition_counts(settings)),
+        restore=kafka_restore(settings),
+        url=url,
         on_crash=crash,
     )
     loop = asyncio.get_running_loop()
@@ -161,9 +157,7 @@ async def run(settings: Settings, port: int) -> None:
     await engine.start()
     log.info("engine process started", port=port)
     tasks = [
-        asyncio.create_task(
-            _watch_parent(int(os.environ.get("MISSING_ALERTS_ENGINE_PARENT", os.getppid())), stop)
-        ),
+        asyncio.create_task(_watch_parent(int(os.environ.get(PARENT_ENV, os.getppid())), stop)),
     ]
     if settings.gc_freeze_interval_s > 0:
         # Fewer full collections: less CPU spent re-walking long-lived state (streams/gc_tuning).
@@ -191,7 +185,7 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.log_format, settings.log_level)
-    port = int(os.environ["MISSING_ALERTS_ENGINE_PORT"])
+    port = int(os.environ[PORT_ENV])
     asyncio.run(run(settings, port))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from mode import Service
 
 from config.settings import Settings
+from streams.engine.contract import PARENT_ENV, PORT_ENV
 from streams.runtime.gc import GcPolicy
 from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
@@ -53,8 +54,8 @@ class EngineProcess(Service):  # type: ignore[misc]
     async def on_start(self) -> None:
         env = {
             **os.environ,
-            "MISSING_ALERTS_ENGINE_PORT": str(self.port),
-            "MISSING_ALERTS_ENGINE_PARENT": str(os.getpid()),
+            PORT_ENV: str(self.port),
+            PARENT_ENV: str(os.getpid()),
             "MISSING_ALERTS_LOG_LEVEL": self.settings.log_level,
         }
         self.proc = await asyncio.create_subprocess_exec(

@@ -29,6 +29,8 @@ class OutRecord:
     key: bytes | None
     value: bytes | None
     partition: int | None = None
+    # The engine's input partition the record derives from: its transaction, its offsets.
+    source: int | None = None
 
 
 async def _until_acked(

@@ -1,15 +1,29 @@
-"""Every topic, its partition count and its config, declared once.
+"""Every topic and table: name, partition count, config and codec, declared once.
 
 The events topic, the timer's due topic and the episodes table share one partition count and
-one key (child_ref), so all of a child's inputs and state live on the same partition.
+one key (child_ref), so all of a child's inputs and state live on the same partition. The Faust
+tables are declared here too (``TABLES``): the engine, which does not run Faust, writes one of
+them straight to its changelog, so the changelog's name is part of the engine <-> worker
+contract and must not be rebuilt anywhere else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from pydantic import TypeAdapter
+
+from alerts.delivery_log import DELIVERY_CODEC
 from config.settings import Settings
+from schemas.alerts import DISPATCH_INPUT_ADAPTER, Alert
+from schemas.events import INPUT_EVENT_ADAPTER
+from schemas.records import DeadLetter, EpisodeRecord
+from schemas.wire import Codec, JsonCodec, RawCodec
+from streams.episodes.codec import STATE_CODEC
+
+INPUT_CODEC: Final = JsonCodec(INPUT_EVENT_ADAPTER)
+DISPATCH_CODEC: Final = JsonCodec(DISPATCH_INPUT_ADAPTER)
 
 
 @dataclass(frozen=True)
@@ -17,42 +31,67 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str]
+    codec: Codec[Any]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A Faust table: its name, and the changelog topic Faust gives it (``<app>-<name>-
+    changelog``)."""
+
+    name: str
+    global_: bool
+    codec: Codec[Any]
+
+    def changelog(self, app_id: str) -> str:
+        return f"{app_id}-{self.name}-changelog"
+
+
+TABLES: Final = {
+    # The notification log, keyed by notification id, partitioned like the child's alerts.
+    "deliveries": TableSpec("deliveries", global_=False, codec=DELIVERY_CODEC),
+    # Episode code -> child reference on every worker: SMS replies, links and the API name
+    # episodes by code, while everything else is keyed (and partitioned) by child. Written by
+    # the engine straight to its changelog.
+    "episode_codes": TableSpec("episode-codes", global_=True, codec=RawCodec()),
+    # Episode code -> who was messaged and when it closed (alerts/notified.py).
+    "notified": TableSpec("episode-notified", global_=True, codec=RawCodec()),
+}
 
 
 def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
     n = settings.topic_partitions
-    week = str(7 * 24 * 3600 * 1000)
-    year = str(400 * 24 * 3600 * 1000)
-    app = settings.app_id
+    week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+    year = {"retention.ms": str(400 * 24 * 3600 * 1000)}
     compact = {"cleanup.policy": "compact"}
-    specs = {
+    return {
         # Inputs from carers' apps, the API and the case system, keyed by child_ref.
-        "events": TopicSpec(settings.topic("events"), n, {"retention.ms": week}),
+        "events": TopicSpec(settings.topic("events"), n, week, INPUT_CODEC),
         # Timer "due" events, co-partitioned with events.
-        "due": TopicSpec(settings.topic("due"), n, {"retention.ms": week}),
+        "due": TopicSpec(settings.topic("due"), n, week, INPUT_CODEC),
         # Latest profile per child (compacted), produced by the case system.
-        "profiles": TopicSpec(settings.topic("profiles"), n, {"cleanup.policy": "compact"}),
+        "profiles": TopicSpec(settings.topic("profiles"), n, compact, INPUT_CODEC),
         # Engine decisions, consumed by dispatch.
-        "alerts": TopicSpec(settings.topic("alerts"), n, {"retention.ms": week}),
+        "alerts": TopicSpec(settings.topic("alerts"), n, week, JsonCodec(TypeAdapter(Alert))),
         # Audit trail and source of the SSDA903 export: kept long.
-        "episode_events": TopicSpec(settings.topic("episode-events"), n, {"retention.ms": year}),
-        # Delivery receipts from Twilio status callbacks, keyed by child like the alerts.
-        "receipts": TopicSpec(settings.topic("receipts"), n, {"retention.ms": week}),
-        # Dispatch's own "retry now" events, co-partitioned with alerts and receipts.
-        "dispatch_retries": TopicSpec(
-            settings.topic("dispatch-retries"), n, {"retention.ms": week}
+        "episode_events": TopicSpec(
+            settings.topic("episode-events"), n, year, JsonCodec(TypeAdapter(EpisodeRecord))
         ),
+        # Delivery receipts from Twilio status callbacks, keyed by child like the alerts.
+        "receipts": TopicSpec(settings.topic("receipts"), n, week, DISPATCH_CODEC),
+        # Dispatch's own "retry now" / "retention due" events, co-partitioned with alerts.
+        "dispatch_retries": TopicSpec(settings.topic("dispatch-retries"), n, week, DISPATCH_CODEC),
         # Whatever could not be processed, with the reason.
-        "dead_letters": TopicSpec(settings.topic("dead-letters"), 1, {"retention.ms": year}),
+        "dead_letters": TopicSpec(
+            settings.topic("dead-letters"), 1, year, JsonCodec(TypeAdapter(DeadLetter))
+        ),
         # The engine's state per child (compacted): the source of truth its local store is a
         # copy of, co-partitioned with events (streams/engine/loop.py).
-        "episodes_changelog": TopicSpec(f"{app}-episodes-changelog", n, compact),
-        # Changelog of the Faust GlobalTable the engine writes directly: episode code -> child,
-        # read by every worker's API.
-        "codes_changelog": TopicSpec(f"{app}-episode-codes-changelog", n, compact),
+        "episodes_changelog": TopicSpec(
+            f"{settings.app_id}-episodes-changelog", n, compact, STATE_CODEC
+        ),
+        # The episode-code table's changelog, which the engine writes directly.
+        "codes_changelog": TopicSpec(
+            TABLES["episode_codes"].changelog(settings.app_id), n, compact, RawCodec()
+        ),
     }
-    return specs
-
-
-def faust_topic_kwargs(spec: TopicSpec) -> dict[str, Any]:
-    return {"partitions": spec.partitions, "config": spec.config}

@@ -1,9 +1,22 @@
-"""Time as a dependency (after arroyo's Clock): the engine asks a clock, tests move it by hand."""
+"""Time as a dependency (after arroyo's Clock): one clock per worker, from its settings, that
+every time read goes through (the engine, dispatch, the API and its limiters, the timers).
+
+Three clocks: the system's; a manual one that unit tests move by hand; and, only when
+``ENVIRONMENT=test``, the system's shifted by an offset read from a file (``TEST_CLOCK_FILE``).
+A test writes the file to move both processes of a worker forward at once, so an integration
+test can let a real 30-minute ladder step fall due without waiting 30 minutes or shortening the
+shipped policy.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
+
+from config.settings import Settings
 
 
 class Clock(Protocol):
@@ -15,17 +28,6 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class OffsetClock:
-    """Wall clock shifted by a fixed offset: lets an integration test run a worker 'hours later'
-    without waiting, while time still flows so timers keep firing."""
-
-    def __init__(self, offset: timedelta) -> None:
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 class ManualClock:
     def __init__(self, start: datetime) -> None:
         self._now = start
@@ -35,3 +37,42 @@ class ManualClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+
+class FileOffsetClock:
+    """The system clock plus the number of seconds written in ``path`` (0 while it is absent).
+    The file is looked at no more than every 20 ms and re-read only when it changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = timedelta(0)
+        self._checked = 0.0
+        self._stamp: tuple[int, int] | None = None
+
+    def now(self) -> datetime:
+        mono = time.monotonic()
+        if mono - self._checked > 0.02:
+            self._checked = mono
+            self._refresh()
+        return datetime.now(UTC) + self._offset
+
+    def _refresh(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            self._offset, self._stamp = timedelta(0), None
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            self._offset = timedelta(seconds=float(self.path.read_text().strip() or 0))
+            self._stamp = stamp
+        except (OSError, ValueError):
+            pass  # half-written: keep the last offset, look again next time
+
+
+def clock_from_settings(settings: Settings) -> Clock:
+    if settings.environment == "test" and settings.test_clock_file is not None:
+        return FileOffsetClock(settings.test_clock_file)
+    return SystemClock()

@@ -72,11 +72,13 @@ class Api:
         self.producer = ApiProducer(r.settings)
         w.app.add_dependency(self.producer)
         self.keys: KeyRing = load_checked_keys(r.settings, r.policy.rota)
-        self.limiter = RateLimiter()
+        # Every time read goes through the worker's one clock (streams/runtime/clock.py).
+        seconds = lambda: r.clock.now().timestamp()  # noqa: E731
+        self.limiter = RateLimiter(clock=seconds)
         # Requests without a valid key, per client address: brute force and floods are cheap
         # to refuse (429) before any key hashing.
-        self.anonymous = AddressLimiter(r.settings.api_anonymous_per_minute)
-        self.replays = IdempotencyCache()
+        self.anonymous = AddressLimiter(r.settings.api_anonymous_per_minute, clock=seconds)
+        self.replays = IdempotencyCache(clock=seconds)
 
     # -- checks ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from aiohttp.web import Response
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client.exposition import choose_encoder
 
+from streams.engine.contract import METRICS_PATH as ENGINE_METRICS_PATH
 from streams.kafka.lag import read_lag
 from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
@@ -76,7 +77,7 @@ def wire_metrics(w: Wiring, r: Resources) -> None:
             engine_text = ""
             try:  # the engine process's part (streams/engine/process.py)
                 async with w.app.http_client.get(
-                    f"{engine.local_url}/metrics", timeout=ClientTimeout(total=3)
+                    f"{engine.local_url}{ENGINE_METRICS_PATH}", timeout=ClientTimeout(total=3)
                 ) as response:
                     if response.status == 200:
                         engine_text = await response.text()

@@ -18,8 +18,8 @@ from alerts import notified as notified_codec
 from alerts.ack_links import parse_sms_ack, verify_link
 from alerts.receipts import signature_valid
 from schemas.events import Acknowledgement
-from streams.engine.process import fetch_state
-from streams.engine.state_codec import decode_state
+from streams.engine.contract import fetch_state
+from streams.episodes.codec import decode_state
 from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope

@@ -15,7 +15,7 @@ from schemas.common import RiskFlag
 from schemas.wire import dumps
 from streams.engine.batch import process_batch
 from streams.engine.loop import EngineTopics, batch_output
-from streams.engine.state_codec import decode_header, decode_state
+from streams.episodes.codec import decode_header, decode_state
 from telemetry.metrics import Metrics
 from tests.support import events as ev
 
@@ -26,7 +26,9 @@ def record(event: Any, key: bytes | None = None) -> SimpleNamespace:
     return SimpleNamespace(
         key=key if key is not None else event.child_ref.encode(),
         value=dumps(event),
-        message=SimpleNamespace(partition=0),
+        topic="t.events",
+        partition=0,
+        offset=0,
     )
 
 
@@ -119,14 +121,7 @@ _GOOD = [
 
 
 def _hostile(value: bytes, key: bytes | None) -> SimpleNamespace:
-    return SimpleNamespace(
-        key=key,
-        value=value,
-        topic="t.events",
-        partition=0,
-        offset=0,
-        message=SimpleNamespace(partition=0),
-    )
+    return SimpleNamespace(key=key, value=value, topic="t.events", partition=0, offset=0)
 
 
 _hostile_records = st.builds(

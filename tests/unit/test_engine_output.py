@@ -13,7 +13,7 @@ from schemas.records import DeadLetter
 from schemas.wire import dumps
 from streams.engine.batch import BatchResult, process_batch
 from streams.engine.loop import EngineTopics, batch_output
-from streams.engine.state_codec import decode_header, decode_state
+from streams.episodes.codec import decode_header, decode_state
 from streams.kafka.sending import OutRecord
 from tests.support.records import FakeRecord
 from tests.unit.episode_helpers import T0, absence, check_in, minutes, profile, shipped_policy
@@ -159,7 +159,7 @@ def test_opened_episode_code_maps_to_its_child() -> None:
     opened = [r for _, r in result.records if r.action == "opened"]
     assert [r.episode_code for r in opened] == [episode.code]
     assert on(out, TOPICS.codes_changelog) == [
-        OutRecord(TOPICS.codes_changelog, episode.code.encode(), b"A1")
+        OutRecord(TOPICS.codes_changelog, episode.code.encode(), b"A1", source=0)
     ]
 
 

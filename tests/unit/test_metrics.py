@@ -16,7 +16,7 @@ from config.settings import POLICY_DIR
 from schemas.common import RiskFlag
 from schemas.wire import dumps
 from streams.engine.batch import process_batch
-from streams.engine.state_codec import decode_open, encode_entry
+from streams.episodes.codec import decode_open, encode_entry
 from streams.kafka.decode import Rejection, decode_input
 from streams.kafka.partitioning import partition_for
 from streams.runtime.timers import TimerState, rebuild
@@ -209,7 +209,9 @@ def _record(event: Any, key: bytes | None = None, value: bytes | None = None) ->
     return SimpleNamespace(
         key=key if key is not None else event.child_ref.encode(),
         value=value if value is not None else dumps(event),
-        message=SimpleNamespace(topic="t.events", partition=0, offset=0),
+        topic="t.events",
+        partition=0,
+        offset=0,
     )
 
 

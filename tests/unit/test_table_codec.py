@@ -1,4 +1,4 @@
-"""The episodes-table entry format (streams/engine/state_codec.py): a hand-built JSON header
+"""The episodes-table entry format (streams/episodes/codec.py): a hand-built JSON header
 line, then the state. The header must be exactly what json.dumps would have said, whatever the
 values."""
 
@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from schemas.common import Category, RiskFlag
-from streams.engine.state_codec import decode_header, decode_open, decode_state, encode_entry
+from streams.episodes.codec import decode_header, decode_open, decode_state, encode_entry
 from streams.episodes.machine import Due, next_due
 from streams.episodes.state import ChildState, Episode
 from tests.unit.episode_helpers import (

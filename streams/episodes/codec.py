@@ -1,4 +1,5 @@
-"""How a child's state is stored in the episodes table: a one-line header, then the state JSON.
+"""How a child's state is stored in the episodes table: a one-line header, then the state JSON
+(the table codec of schemas/wire.py).
 
 The header carries the next due time and the open episode code, so rebuilding the timer index
 after a rebalance reads one short line per child instead of validating every full state. It also
@@ -9,10 +10,21 @@ episodes gauge (telemetry.metrics.OpenEpisodes) without parsing the state.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
+from schemas.wire import HeaderedCodec
 from streams.episodes.state import ChildState
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the engine stores per child: the state and when it next falls due."""
+
+    state: ChildState
+    due_at: datetime | None
+    due_code: str | None
 
 
 def open_label(state: ChildState) -> tuple[str, str] | None:
@@ -21,16 +33,40 @@ def open_label(state: ChildState) -> tuple[str, str] | None:
     return (episode.tier.value, episode.category.value) if episode is not None else None
 
 
-def encode_entry(state: ChildState, due_at: datetime | None, episode_code: str | None) -> bytes:
+def _header(entry: Entry) -> bytes:
     # Written for every event, so built by hand: every part is a JSON-safe token (ISO time,
     # [A-Z2-9] code, enum values), which tests/unit/test_table_codec.py checks round-trips.
-    label = open_label(state)
-    header = (
+    label = open_label(entry.state)
+    due_at = entry.due_at
+    return (
         f'{{"due":{_quoted(due_at.isoformat() if due_at else None)},'
-        f'"code":{_quoted(episode_code)},'
+        f'"code":{_quoted(entry.due_code)},'
         f'"open":{f"[{_quoted(label[0])},{_quoted(label[1])}]" if label else "null"}}}'
+    ).encode()
+
+
+def _body(entry: Entry) -> bytes:
+    return entry.state.__pydantic_serializer__.to_json(entry.state)
+
+
+def _read(line: bytes, body: bytes) -> Entry:
+    due, code = _due(json.loads(line))
+    return Entry(ChildState.model_validate_json(body), due, code)
+
+
+def _due(header: dict[str, object]) -> tuple[datetime | None, str | None]:
+    due, code = header.get("due"), header.get("code")
+    return (
+        datetime.fromisoformat(due) if isinstance(due, str) else None,
+        code if isinstance(code, str) else None,
     )
-    return header.encode() + b"\n" + state.__pydantic_serializer__.to_json(state)
+
+
+STATE_CODEC: HeaderedCodec[Entry] = HeaderedCodec(header=_header, body=_body, read=_read)
+
+
+def encode_entry(state: ChildState, due_at: datetime | None, episode_code: str | None) -> bytes:
+    return STATE_CODEC.encode(Entry(state, due_at, episode_code))
 
 
 def _quoted(value: str | None) -> str:
@@ -38,25 +74,21 @@ def _quoted(value: str | None) -> str:
 
 
 def decode_header(value: bytes) -> tuple[datetime | None, str | None]:
-    line, _, _ = value.partition(b"\n")
-    header = json.loads(line)
-    due = header.get("due")
-    return (datetime.fromisoformat(due) if due else None), header.get("code")
+    return _due(STATE_CODEC.header_of(value))
 
 
 def decode_state(value: bytes) -> ChildState:
-    _, _, body = value.partition(b"\n")
-    return ChildState.model_validate_json(body)
+    """The state alone (the hot path: no header parse)."""
+    return ChildState.model_validate_json(STATE_CODEC.body_of(value))
 
 
 def decode_open(value: bytes) -> tuple[str, str] | None:
     """The ``open`` header field; entries written before it existed are read from the body."""
-    line, _, body = value.partition(b"\n")
-    header = json.loads(line)
+    header = STATE_CODEC.header_of(value)
     if "open" in header:
         found = header["open"]
     else:
-        episode = json.loads(body).get("open_episode")
+        episode = json.loads(STATE_CODEC.body_of(value)).get("open_episode")
         found = [episode.get("tier"), episode.get("category")] if episode else None
     if not found:
         return None
