@@ -30,7 +30,7 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("domain: batch loop (rest of process_batch)", ("process_batch",)),
     ("state write (RocksDB write batch)", ("RocksDBStore.write",)),
     ("effects: serialise (batch_output, dead letters)", ("batch_output",)),
-    ("effects: hand to producer, wait for acks", ("produce_durably", "_until_acked")),
+    ("effects: hand to producer, wait for acks", ("produce_batches_durably", "_until_acked")),
     ("offset commit", ("AIOKafkaConsumer.commit", "commit_offsets")),
     ("logging (structlog / stdlib)", ("structlog", "logging/__init__.py", "log_engine_effects")),
     ("metrics (prometheus / Faust sensors)", ("prometheus", "sensors/", "telemetry/metrics.py")),

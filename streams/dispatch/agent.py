@@ -30,7 +30,8 @@ from alerts.fanout import Links
 from alerts.retry import RetryPolicy
 from schemas.alerts import Alert, RetryDue
 from schemas.records import DeadLetter
-from streams.dispatch.pipeline import DispatchConfig, Dispatcher, Item, Source
+from streams.dispatch.pipeline import Dispatcher
+from streams.dispatch.ports import DispatchConfig, Item, Source
 from streams.dispatch.retention import retention_requests
 from streams.dispatch.runner import ItemRunner
 from streams.kafka.sending import send_durably

@@ -1,5 +1,5 @@
-"""Dispatch as stages, after Alertmanager's notify pipeline: one input record at a time, each
-on its own.
+"""Dispatch's pipeline: one input record at a time, each on its own, through the stages of
+streams/dispatch/stages.py (after Alertmanager's notify pipeline).
 
     alert   -> plan (fan-out, rota gaps) -> dedupe (notification log, in-flight claims)
             -> send (notifier) -> record (delivery log) -> fallback (other channel + manager)
@@ -7,42 +7,28 @@ on its own.
     receipt -> record -> fallback
     retention sweep -> delete what outlived its retention
 
-The stages that decide are pure functions in ``alerts/`` (``fanout.plan``,
-``delivery_log.after_attempt`` / ``apply_receipt`` / ``fallback_alerts`` / ``expires_at``);
-this module runs them against ports (the delivery log, the notified log, a durable producer,
-the notifiers, the clock), so every path is testable without a broker
-(tests/unit/test_dispatch_pipeline.py). The Faust agent (streams/dispatch/agent.py) is a thin
-shell that binds the ports to its tables and topics.
+The ``Dispatcher`` holds what spans records (the in-flight claims, the bound on provider calls)
+and runs the stages against the ports of streams/dispatch/ports.py, so every path is testable
+without a broker (tests/unit/test_dispatch_pipeline.py). The Faust agent
+(streams/dispatch/agent.py) is a thin shell that binds the ports to its tables and topics.
 
 Isolation: ``handle`` never raises for an input. Whatever one record, one message or one
 provider call raises is dead-lettered for that item alone, with the reason; a hung provider
 holds only its own message (sends of different records run concurrently, and every attempt
-is bounded by a timeout).
+is bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from structlog.contextvars import bound_contextvars
 
-from alerts.delivery_log import (
-    Delivery,
-    after_attempt,
-    apply_receipt,
-    expires_at,
-    fallback_alerts,
-    needs_fallback,
-)
-from alerts.fanout import Links, Plan, plan
-from alerts.notifiers.base import Notifier, Outcome, SendResult
-from alerts.retry import RetryPolicy
+from alerts.delivery_log import Delivery, after_attempt, apply_receipt, expires_at
+from alerts.fanout import Plan, plan
+from alerts.notifiers.base import Notifier
 from config.policy import Policy
 from schemas.alerts import (
     DISPATCH_INPUT_ADAPTER,
@@ -56,70 +42,14 @@ from schemas.alerts import (
 )
 from schemas.records import DeadLetter
 from schemas.redaction import KeptPayload, keep_payload
+from streams.dispatch.ports import DispatchConfig, Emit, Item
+from streams.dispatch.stages import dedupe, fallback, record, send, undeliverable
 from streams.kafka.decode import field_errors
 from streams.runtime.clock import Clock
 from telemetry.logging import episode_code_of, get_logger
 from telemetry.metrics import Metrics, notification_outcome, receipt_outcome
 
 log = get_logger("missing_alerts.dispatch")
-
-
-# ------------------------------------------------------------------------------- ports
-
-
-class DeliveryLog(Protocol):
-    """The notification log (Alertmanager's nflog, per person): checked before every send."""
-
-    def get(self, notification_id: str) -> Delivery | None: ...
-
-    def put(self, delivery: Delivery) -> None: ...
-
-    def delete(self, notification_id: str) -> None: ...
-
-
-class NotifiedLog(Protocol):
-    """alerts/notified.py, per episode code."""
-
-    def add(self, episode_code: str, person: str) -> None: ...
-
-    def close(self, episode_code: str, at: datetime) -> None: ...
-
-    def closed_at(self, episode_code: str) -> datetime | None: ...
-
-    def forget(self, episode_code: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where an input record came from, for its dead letter."""
-
-    topic: str
-    partition: int | None
-    offset: int | None
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(frozen=True)
-class Item:
-    """One input record and the ports bound to it (table writes land on its partition)."""
-
-    source: Source
-    log: DeliveryLog
-    notified: NotifiedLog
-
-
-# Durable produce: returns once Kafka acknowledged every record (alerts and dead letters).
-Emit = Callable[[Sequence[BaseModel]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class DispatchConfig:
-    links: Links
-    retry: RetryPolicy
-    retention: timedelta
-    concurrency: int  # provider calls in flight at once
-    attempt_timeout: timedelta  # bound on one provider call, whatever the notifier does
 
 
 # ------------------------------------------------------------------------------ stages
@@ -179,28 +109,20 @@ class Dispatcher:
         await self._report(planned, alert, item)
         if alert.kind is AlertKind.RETURNED:
             item.notified.close(alert.episode_code, alert.occurred_at)
-        attempts = []
-        for n in planned.notifications:
-            if not self._claim(n.notification_id, item):
-                self.metrics.notification(n.channel.value, "deduplicated")
-                continue
-            attempts.append(self._attempt_alone(n, alert, None, item))
+        fresh, duplicates = dedupe(planned.notifications, item.log, self._in_flight)
+        for n in duplicates:
+            self.metrics.notification(n.channel.value, "deduplicated")
+        loop = asyncio.get_running_loop()
+        for n in fresh:  # claimed before any await: a concurrent replay sees them in flight
+            self._in_flight[n.notification_id] = loop.create_future()
         # Rendering is CPU work with no await in it: yield so API requests on this event loop
         # do not wait behind a large alert.
         await asyncio.sleep(0)
-        await asyncio.gather(*attempts)
-
-    def _claim(self, nid: str, item: Item) -> bool:
-        """Dedupe stage: False if the person already has (or is being sent) this step."""
-        if nid in self._in_flight or item.log.get(nid) is not None:
-            return False
-        self._in_flight[nid] = asyncio.get_running_loop().create_future()
-        return True
+        await asyncio.gather(*(self._attempt_alone(n, alert, None, item) for n in fresh))
 
     async def _report(self, planned: Plan, alert: Alert, item: Item) -> None:
         """Rota gaps are counted and logged (ops alert on them); a message that can never be
         sent, for want of an address or because it would not render, is dead-lettered."""
-        letters: list[tuple[str, str, str]] = []
         for gap in planned.gaps:
             self.metrics.rota_gap(gap.role, gap.kind)
             log.warning(
@@ -210,27 +132,10 @@ class Dispatcher:
                 recipient_id=gap.person_id,
                 channel=gap.channel.value if gap.channel else None,
             )
-            if gap.kind == "no_address" and gap.channel is not None:
-                letters.append(
-                    (
-                        "undeliverable_no_address",
-                        f"rota.people.{gap.person_id}",
-                        f"no address for {gap.channel.value}",
-                    )
-                )
-        for failure in planned.failures:
-            letters.append(
-                (
-                    "render_failed",
-                    f"message.{failure.person_id}.{failure.channel.value}",
-                    failure.error,
-                )
-            )
         payload = _alert_payload(alert)
-        for reason, fieldname, message in letters:
-            await self._dead_letter(
-                item, reason, [{"field": fieldname, "message": message}], payload
-            )
+        for letter in undeliverable(planned):
+            errors = [{"field": letter.field, "message": letter.message}]
+            await self._dead_letter(item, letter.reason, errors, payload)
 
     # -- send, record, fallback ---------------------------------------------------------------
 
@@ -265,7 +170,7 @@ class Dispatcher:
         async with self._slots:
             if previous is None:
                 self.metrics.handed_off(alert, n.channel.value, self.clock.now())
-            result = await self._send(notifier, n)
+            result = await send(notifier, n, self.config.attempt_timeout)
         delivery = after_attempt(
             n,
             alert,
@@ -276,7 +181,7 @@ class Dispatcher:
             rng=self.rng,
         )
         self.metrics.notification(n.channel.value, notification_outcome(delivery.status))
-        self._record(await self._fallback(delivery), item)
+        record(await self._fallback(delivery), item.log, item.notified)
         log.info(
             "notification attempted",
             step_id=alert.step_id,
@@ -289,38 +194,18 @@ class Dispatcher:
             error=result.error,
         )
 
-    async def _send(self, notifier: Notifier, n: Notification) -> SendResult:
-        """Send stage: a notifier bug or hang is a failed, retryable attempt, not a dead
-        stream; the outer timeout holds even for a notifier that ignores its own."""
-        try:
-            async with asyncio.timeout(self.config.attempt_timeout.total_seconds()):
-                return await notifier.send(n)
-        except TimeoutError:
-            return SendResult(Outcome.RETRYABLE, error="TimeoutError")
-        except Exception as exc:
-            return SendResult(Outcome.RETRYABLE, error=type(exc).__name__)
-
-    def _record(self, delivery: Delivery, item: Item) -> None:
-        """Record stage: the log entry is what makes a replayed alert send nothing."""
-        item.log.put(delivery)
-        if delivery.status in ("queued", "sent") and delivery.attempts >= 1:
-            n = delivery.notification
-            item.notified.add(n.episode_code, n.recipient_id)
-
     async def _fallback(self, delivery: Delivery) -> Delivery:
-        """Fallback stage: follow-ups are made durable before the record says they were made."""
-        if not needs_fallback(delivery):
-            return delivery
-        await self.emit(fallback_alerts(delivery, self.clock.now()))
-        n = delivery.notification
-        self.metrics.notification(n.channel.value, "fallback")
-        log.warning(
-            "delivery failed, fallback sent",
-            channel=n.channel.value,
-            recipient_id=n.recipient_id,
-            error=delivery.last_error,
-        )
-        return delivery.model_copy(update={"fallback_done": True})
+        done = await fallback(delivery, self.emit, self.clock.now())
+        if done is not delivery:
+            n = delivery.notification
+            self.metrics.notification(n.channel.value, "fallback")
+            log.warning(
+                "delivery failed, fallback sent",
+                channel=n.channel.value,
+                recipient_id=n.recipient_id,
+                error=delivery.last_error,
+            )
+        return done
 
     # -- retries, receipts, retention ---------------------------------------------------------
 
@@ -350,7 +235,7 @@ class Dispatcher:
         outcome = receipt_outcome(updated.status)
         if outcome is not None:
             self.metrics.notification(updated.notification.channel.value, outcome)
-        self._record(await self._fallback(updated), item)
+        record(await self._fallback(updated), item.log, item.notified)
 
     async def on_retention(self, due: RetentionDue, item: Item) -> None:
         """Delete what outlived its retention: a delivery record a retention after the later

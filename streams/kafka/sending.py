@@ -89,18 +89,6 @@ async def send_durably(
     await _until_acked(items, hand_off, max_backoff_s=max_backoff_s)
 
 
-async def produce_durably(
-    producer: Any, records: Sequence[OutRecord], *, max_backoff_s: float = 5.0
-) -> list[Any]:
-    """Same guarantee for a plain aiokafka producer; returns each record's metadata (offsets)
-    in ``records`` order."""
-
-    async def hand_off(rec: OutRecord) -> Any:
-        return await producer.send(rec.topic, rec.value, key=rec.key, partition=rec.partition)
-
-    return await _until_acked(records, hand_off, max_backoff_s=max_backoff_s)
-
-
 def _partitioned(
     records: Sequence[OutRecord], partition_counts: Mapping[str, int]
 ) -> dict[tuple[str, int], list[OutRecord]]:
@@ -123,9 +111,10 @@ async def produce_batches_durably(
     *,
     max_backoff_s: float = 5.0,
 ) -> dict[tuple[str, int], int]:
-    """The same guarantee as ``produce_durably``, handing the producer one record batch per
-    partition (``send_batch``) instead of one call and one future per record: the engine sends
-    a changelog record per child per batch, and per-record hand-off was a fifth of its CPU.
+    """The guarantee of ``send_durably`` for a plain aiokafka producer, handing it one record
+    batch per partition (``send_batch``) instead of one call and one future per record: the
+    engine sends a changelog record per child per batch, and per-record hand-off was a fifth of
+    its CPU.
 
     Returns the offset of the last record written to each (topic, partition)."""
     groups = _partitioned(records, partition_counts)

@@ -16,7 +16,7 @@ from alerts import notified as notified_codec
 from alerts.delivery_log import Delivery
 from alerts.notifiers.base import Outcome, SendResult
 from schemas.alerts import Notification
-from streams.dispatch.pipeline import Item, Source
+from streams.dispatch.ports import Item, Source
 
 
 @dataclass

@@ -30,7 +30,8 @@ from schemas.alerts import (
 from schemas.common import Category, Tier
 from schemas.records import DeadLetter
 from schemas.wire import dumps
-from streams.dispatch.pipeline import DispatchConfig, Dispatcher
+from streams.dispatch.pipeline import Dispatcher
+from streams.dispatch.ports import DispatchConfig
 from streams.runtime.clock import ManualClock
 from telemetry.metrics import Metrics
 from tests.support.dispatch_ports import Emitted, Ports, ScriptedNotifier

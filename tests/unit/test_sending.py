@@ -1,171 +1,103 @@
-"""produce_durably (streams/kafka/sending.py): retry failed sends until every record is
-acknowledged, return the acknowledgements in input order, and hand records off in order on
-every attempt."""
+"""Durable sends (streams/kafka/sending.py): retry what failed until every record is
+acknowledged, never re-send what was acknowledged, keep each partition's order, back off up to
+a cap. ``produce_batches_durably`` runs on the in-memory producer of
+streams/engine/local_broker.py; ``send_durably`` (dispatch's Faust topics) on a flaky fake."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 import streams.kafka.sending as sending
-from streams.kafka.sending import OutRecord, produce_durably
+from streams.engine.local_broker import LocalBroker, LocalProducer
+from streams.kafka.partitioning import partition_for
+from streams.kafka.sending import OutRecord, produce_batches_durably, send_durably
 
-
-@dataclass(frozen=True)
-class Meta:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-
-
-class FlakyProducer:
-    """Fails the first ``failures[value]`` attempts at each named record, then acknowledges it.
-
-    ``mode`` picks how a failure shows: a future that fails (a broker error after hand-off) or
-    send itself raising (e.g. the producer's buffer is full). Acknowledgements complete in the
-    reverse of hand-off order, so input order in the result cannot come from timing."""
-
-    def __init__(self, failures: dict[bytes, int], mode: str = "future") -> None:
-        self.failures = dict(failures)
-        self.mode = mode
-        self.handed_off: list[list[bytes | None]] = [[]]
-        self.calls: list[tuple[str, bytes | None, bytes | None, int | None]] = []
-        self._offsets: Counter[tuple[str, int]] = Counter()
-
-    def next_attempt(self) -> None:
-        self.handed_off.append([])
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[Meta]:
-        self.calls.append((topic, key, value, partition))
-        self.handed_off[-1].append(value)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Meta] = loop.create_future()
-        remaining = self.failures.get(value or b"", 0)
-        if remaining:
-            self.failures[value or b""] = remaining - 1
-            error = ConnectionError(f"broker gone for {value!r}")
-            if self.mode == "raise":
-                raise error
-            loop.call_soon(future.set_exception, error)
-            return future
-        part = partition if partition is not None else 0
-        offset = self._offsets[(topic, part)]
-        self._offsets[(topic, part)] += 1
-        meta = Meta(topic, part, offset, value)
-        delay = 0.01 / (1 + len(self.handed_off[-1]))  # later hand-offs are acknowledged first
-        loop.call_later(delay, future.set_result, meta)
-        return future
+COUNTS = {"a": 2, "b": 2}
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch, producer_box: list[FlakyProducer]) -> list[float]:
-    """Record the backoff delays instead of sleeping; each sleep starts a new attempt."""
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the backoff delays instead of sleeping."""
     delays: list[float] = []
 
     async def fake_sleep(delay: float) -> None:
         delays.append(delay)
-        for producer in producer_box:
-            producer.next_attempt()
 
-    # Only streams.kafka.sending sees the fake: the event loop keeps the real asyncio.
-    patched = SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep})
-    monkeypatch.setattr(sending, "asyncio", patched)
+    monkeypatch.setattr(
+        sending, "asyncio", SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep})
+    )
     return delays
 
 
-@pytest.fixture
-def producer_box() -> list[FlakyProducer]:
-    return []
+def recs(topic: str, *values: bytes, partition: int | None = None) -> list[OutRecord]:
+    return [OutRecord(topic, b"k-" + v, v, partition=partition) for v in values]
 
 
-def records(*values: bytes) -> list[OutRecord]:
-    return [
-        OutRecord("topic", b"key-" + v, v, partition=i % 2 if i else None)
-        for i, v in enumerate(values)
-    ]
+def values(broker: LocalBroker, topic: str, partition: int) -> list[bytes | None]:
+    return [r.value for r in broker.logs.get((topic, partition), [])]
 
 
-async def test_all_acknowledged_first_time_returns_metadata_in_order(
-    producer_box: list[FlakyProducer], sleeps: list[float]
+async def test_one_batch_per_partition_in_order_and_the_last_offsets(sleeps: list[float]) -> None:
+    broker = LocalBroker(COUNTS)
+    producer = LocalProducer(broker)
+    out = recs("a", b"a0", b"a1", partition=1) + recs("b", b"b0") + recs("a", b"a2", partition=1)
+    written = await produce_batches_durably(producer, out, COUNTS, max_backoff_s=0.01)
+    b_partition = partition_for(b"k-b0", 2)
+    assert values(broker, "a", 1) == [b"a0", b"a1", b"a2"]
+    assert written == {("a", 1): 2, ("b", b_partition): 0}
+    assert producer.attempts == [("a", 1), ("b", b_partition)] and sleeps == []
+
+
+async def test_only_the_failed_partition_is_retried_and_nothing_is_written_twice(
+    sleeps: list[float],
 ) -> None:
-    producer = FlakyProducer({})
-    producer_box.append(producer)
-    recs = records(b"r0", b"r1", b"r2", b"r3")
-    metas = await produce_durably(producer, recs, max_backoff_s=0.01)
-    assert [m.value for m in metas] == [b"r0", b"r1", b"r2", b"r3"]
-    assert [(m.partition, m.offset) for m in metas] == [(0, 0), (1, 0), (0, 1), (1, 1)]
-    assert sleeps == []
-    assert producer.calls[1] == ("topic", b"key-r1", b"r1", 1)
-    assert producer.calls[0] == ("topic", b"key-r0", b"r0", None)  # partition left to Kafka
+    broker = LocalBroker(COUNTS)
+    broker.fail_produce["b"] = 3
+    producer = LocalProducer(broker)
+    out = recs("a", b"a0", partition=0) + recs("b", b"b0", b"b1", partition=1)
+    written = await produce_batches_durably(producer, out, COUNTS, max_backoff_s=0.3)
+    assert values(broker, "a", 0) == [b"a0"] and values(broker, "b", 1) == [b"b0", b"b1"]
+    assert producer.attempts.count(("a", 0)) == 1 and producer.attempts.count(("b", 1)) == 4
+    assert written == {("a", 0): 0, ("b", 1): 1}
+    assert sleeps == pytest.approx([0.2, 0.3, 0.3])  # doubling from 0.2, capped
 
 
-@pytest.mark.parametrize("mode", ["future", "raise"])
-async def test_only_failed_records_are_retried_in_hand_off_order(
-    mode: str, producer_box: list[FlakyProducer], sleeps: list[float]
-) -> None:
-    producer = FlakyProducer({b"r1": 1, b"r3": 1, b"r4": 1}, mode=mode)
-    producer_box.append(producer)
-    recs = records(b"r0", b"r1", b"r2", b"r3", b"r4", b"r5")
-
-    metas = await produce_durably(producer, recs, max_backoff_s=0.01)
-
-    assert [m.value for m in metas] == [r.value for r in recs]
-    assert producer.handed_off == [
-        [b"r0", b"r1", b"r2", b"r3", b"r4", b"r5"],
-        [b"r1", b"r3", b"r4"],
-    ]
-    sent = Counter(value for _, _, value, _ in producer.calls)
-    assert sent == {b"r0": 1, b"r1": 2, b"r2": 1, b"r3": 2, b"r4": 2, b"r5": 1}
-    assert sleeps == [0.01]
-    # Retried records keep their own partition and key.
-    assert producer.calls[6:] == [
-        ("topic", b"key-r1", b"r1", 1),
-        ("topic", b"key-r3", b"r3", 1),
-        ("topic", b"key-r4", b"r4", 0),
-    ]
+async def test_nothing_to_send_sends_nothing(sleeps: list[float]) -> None:
+    producer = LocalProducer(LocalBroker(COUNTS))
+    assert await produce_batches_durably(producer, [], COUNTS) == {}
+    assert producer.attempts == []
 
 
-async def test_repeated_failures_back_off_up_to_the_cap(
-    producer_box: list[FlakyProducer], sleeps: list[float]
-) -> None:
-    producer = FlakyProducer({b"slow": 3, b"flaky": 1})
-    producer_box.append(producer)
-    recs = records(b"ok", b"slow", b"flaky")
+class FlakyTopic:
+    """A Faust topic whose ``send`` fails (raising, or with a failed future) for given values."""
 
-    metas = await produce_durably(producer, recs, max_backoff_s=0.3)
+    def __init__(self, failures: dict[bytes, int], *, raising: bool) -> None:
+        self.failures, self.raising = dict(failures), raising
+        self.sent: list[bytes] = []
+        self.acked: list[bytes] = []
 
-    assert [m.value for m in metas] == [b"ok", b"slow", b"flaky"]
-    assert producer.handed_off == [
-        [b"ok", b"slow", b"flaky"],
-        [b"slow", b"flaky"],
-        [b"slow"],
-        [b"slow"],
-    ]
-    assert sleeps == pytest.approx([0.2, 0.3, 0.3])
-
-
-async def test_nothing_to_send_returns_nothing(
-    producer_box: list[FlakyProducer], sleeps: list[float]
-) -> None:
-    producer = FlakyProducer({})
-    assert await produce_durably(producer, [], max_backoff_s=0.01) == []
-    assert producer.calls == [] and sleeps == []
+    async def send(self, *, key: bytes | None, value: Any) -> asyncio.Future[bytes]:
+        self.sent.append(value)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        if self.failures.get(value, 0):
+            self.failures[value] -= 1
+            if self.raising:
+                raise ConnectionError("buffer full")
+            future.set_exception(ConnectionError("broker gone"))
+        else:
+            self.acked.append(value)
+            future.set_result(value)
+        return future
 
 
-async def test_real_sleep_with_a_tiny_backoff() -> None:
-    """Without the sleep patched, a retry still completes (the cap bounds the wait)."""
-    producer = FlakyProducer({b"b": 2})
-    metas = await produce_durably(producer, records(b"a", b"b"), max_backoff_s=0.001)
-    assert [m.value for m in metas] == [b"a", b"b"]
-    assert [v for _, _, v, _ in producer.calls] == [b"a", b"b", b"b", b"b"]
+@pytest.mark.parametrize("raising", [True, False])
+async def test_send_durably_retries_only_what_failed(raising: bool, sleeps: list[float]) -> None:
+    topic = FlakyTopic({b"r1": 2}, raising=raising)
+    await send_durably([(topic, b"k", v) for v in (b"r0", b"r1", b"r2")], max_backoff_s=0.01)
+    assert topic.acked == [b"r0", b"r2", b"r1"]
+    assert topic.sent == [b"r0", b"r1", b"r2", b"r1", b"r1"]
+    assert len(sleeps) == 2
