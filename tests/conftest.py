@@ -14,6 +14,7 @@ import pytest
 
 from config.settings import POLICY_DIR
 from tests.support.api_keys import write_keys_file
+from tests.support.clock import TestClock
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.worker import REPO, WorkerProcess, free_port
 
@@ -54,9 +55,18 @@ def pipeline_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def clock(pipeline_env: dict[str, str], tmp_path: Path) -> TestClock:
+    """The worker's clock, moved by the test (tests/support/clock.py)."""
+    moved = TestClock(tmp_path / "clock-offset")
+    pipeline_env["MISSING_ALERTS_TEST_CLOCK_FILE"] = str(moved.path)
+    return moved
+
+
 def short_ladder_policy(dest: Path) -> Path:
-    """The shipped policy with the high ladder shortened to seconds, for tests that must see
-    escalations happen: T+0, unacknowledged step at 4 s, milestone at 8 s, no re-notify noise."""
+    """The shipped policy with the high ladder shortened to seconds: T+0, unacknowledged step at
+    4 s, milestone at 8 s, no re-notify noise. Only for the test that measures how late the real
+    timer is on real time (test_observability); ladders elsewhere run on a moved clock."""
     shutil.copytree(POLICY_DIR, dest, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     path = dest / "escalation.yaml"
     text = path.read_text()

@@ -113,12 +113,25 @@ class Dispatcher:
         for n in duplicates:
             self.metrics.notification(n.channel.value, "deduplicated")
         loop = asyncio.get_running_loop()
-        for n in fresh:  # claimed before any await: a concurrent replay sees them in flight
-            self._in_flight[n.notification_id] = loop.create_future()
-        # Rendering is CPU work with no await in it: yield so API requests on this event loop
-        # do not wait behind a large alert.
-        await asyncio.sleep(0)
-        await asyncio.gather(*(self._attempt_alone(n, alert, None, item) for n in fresh))
+        claims = {n.notification_id: loop.create_future() for n in fresh}
+        # Claimed before any await: a concurrent replay sees them in flight.
+        self._in_flight.update(claims)
+        try:
+            # Rendering is CPU work with no await in it: yield so API requests on this event
+            # loop do not wait behind a large alert.
+            await asyncio.sleep(0)
+            await asyncio.gather(*(self._attempt_alone(n, alert, None, item) for n in fresh))
+        finally:
+            # An attempt that never started (this record cancelled first) must not leave its
+            # claim behind: a replay would then never send that message.
+            for nid, claim in claims.items():
+                self._release(nid, claim)
+
+    def _release(self, nid: str, claim: asyncio.Future[None]) -> None:
+        if self._in_flight.get(nid) is claim:
+            del self._in_flight[nid]
+        if not claim.done():
+            claim.set_result(None)
 
     async def _report(self, planned: Plan, alert: Alert, item: Item) -> None:
         """Rota gaps are counted and logged (ops alert on them); a message that can never be
@@ -159,9 +172,7 @@ class Dispatcher:
             error = {"field": f"notification.{n.notification_id}", "message": type(exc).__name__}
             await self._dead_letter(item, "dispatch_error", [error], _alert_payload(alert))
         finally:
-            self._in_flight.pop(n.notification_id, None)
-            if not done.done():
-                done.set_result(None)
+            self._release(n.notification_id, done)
 
     async def _attempt(
         self, n: Notification, alert: Alert, previous: Delivery | None, item: Item
@@ -219,8 +230,12 @@ class Dispatcher:
         current = item.log.get(due.notification_id)
         if current is None or current.status != "retrying":
             return
-        self._in_flight[due.notification_id] = asyncio.get_running_loop().create_future()
-        await self._attempt_alone(current.notification, current.alert, current, item)
+        claim = asyncio.get_running_loop().create_future()
+        self._in_flight[due.notification_id] = claim
+        try:
+            await self._attempt_alone(current.notification, current.alert, current, item)
+        finally:
+            self._release(due.notification_id, claim)
 
     async def on_receipt(self, receipt: DeliveryReceipt, item: Item) -> None:
         await self._settled(receipt.notification_id)

@@ -1,9 +1,9 @@
 """One batch of input records through the episode machine, without I/O.
 
-The agent hands in Faust events and a way to read the table; this returns what to send and
-what to write. Keeping the loop here (not in the agent) lets unit tests drive it, and lets the
-agent follow one simple rule: send everything, wait for Kafka to acknowledge it, then write the
-table. A crash before the write replays the batch; a crash after it has nothing left to do.
+The engine's loop (streams/engine/loop.py) hands in consumed records and a way to read the
+store; this returns what to send and what to store. Keeping the batch here, pure, lets unit
+tests drive it with any records, and keeps the loop to one rule: deliver everything, then
+store. A crash before the store write replays the batch; a crash after it has nothing to do.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from streams.kafka.decode import Rejection, decode_input
 
 @dataclass
 class Write:
-    event: Any  # the Faust event whose partition the table write belongs to
+    event: Any  # the consumed record whose partition the state belongs to
     state: ChildState
     due_at: datetime | None
     due_code: str | None

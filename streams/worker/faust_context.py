@@ -1,8 +1,9 @@
 """Make a Faust event current again, so a table write lands on that event's partition.
 
 Faust picks the changelog partition and the RocksDB shard of a table write from the event being
-processed. The engine writes the table after a whole batch's effects are acknowledged, so it
-re-enters each event's context explicitly. This uses the contextvar faust.streams reads
+processed. Dispatch handles each record in a task of its own and writes the delivery log when
+the provider has answered, long after the agent moved on to other records, so it re-enters the
+record's event context explicitly. This uses the contextvar faust.streams reads
 (faust-streaming 0.15); tests/integration cover it through restarts that read the table back.
 """
 

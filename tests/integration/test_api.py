@@ -15,6 +15,7 @@ from tests.integration.test_escalation import wait_alerts
 from tests.support.api_keys import secret
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.kafka import read_topic
+from tests.support.settle import dispatch_settled, engine_settled
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,7 @@ PROFILE = {
 async def open_episode(client: Client, env: dict[str, str], child: str) -> str:
     status, _, _ = await client.call("PUT", f"/v1/children/{child}/profile", "case", PROFILE)
     assert status == 202
-    await asyncio.sleep(1)  # let the engine see the profile first
+    await engine_settled(env)  # the engine has applied the profile before the absence
     status, body, _ = await client.call(
         "POST", "/v1/absences", "carer", {**ABSENCE, "child_ref": child}
     )
@@ -144,7 +145,7 @@ async def test_each_write_lands_its_event_on_kafka(client: Client, api_env: dict
     )
     assert profiles[0]["child_ref"] == "A1" and profiles[0]["type"] == "profile"
 
-    await asyncio.sleep(2)
+    await engine_settled(api_env)  # every write above applied
     status, state, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
     assert status == 200, state
     assert state["status"] == "closed" and state["category"] == "away" and state["tier"] == "high"
@@ -295,7 +296,7 @@ async def test_sms_reply_from_notified_number_acknowledges(
 ) -> None:
     code = await open_episode(client, api_env, "R1")
     await asyncio.to_thread(twilio.wait_for_requests_sync, 1, 20)
-    await asyncio.sleep(1.5)  # dispatch records who was notified
+    await dispatch_settled(api_env)  # dispatch has recorded who was notified
     url = client.base + "/v1/webhooks/twilio/inbound"
 
     stranger, sig = signed_sms(twilio, url, "+447700900777", f"ACK {code}")

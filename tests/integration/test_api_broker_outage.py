@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.test_escalation import wait_alerts
 from tests.support.kafka import read_topic
+from tests.support.settle import engine_settled
 from tests.support.worker import REPO, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -77,7 +78,7 @@ async def test_503_while_broker_down_then_one_episode_after_retry(
 
     prefix = pipeline_env["MISSING_ALERTS_TOPIC_PREFIX"]
     await wait_alerts(pipeline_env, lambda a: any(x["child_ref"] == "OUT1" for x in a))
-    await asyncio.sleep(3)
+    await engine_settled(pipeline_env)  # a late copy of the first attempt is applied by now
     alerts = await wait_alerts(pipeline_env, lambda a: True, within=2)
     episodes = {a["episode_code"] for a in alerts if a["child_ref"] == "OUT1"}
     assert len(episodes) == 1

@@ -112,9 +112,9 @@ async def test_any_worker_serves_any_episode(
 
 
 async def test_engine_killed_takes_the_worker_down_and_a_restart_carries_on(
-    worker: WorkerProcess, short_policy_env: dict[str, str]
+    worker: WorkerProcess, pipeline_env: dict[str, str]
 ) -> None:
-    env = short_policy_env
+    env = pipeline_env
     worker.start()
     worker.wait_ready()
     wait_engine(worker, 1)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 from collections import Counter
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.common import RiskFlag
 from schemas.events import ChildProfile
@@ -20,6 +17,7 @@ from tests.integration.test_dispatch import DEV_DUTY_KEY, expected
 from tests.integration.test_escalation import produce, steps_for, wait_alerts
 from tests.support import events as ev
 from tests.support.kafka import produce_raw
+from tests.support.scrape import Samples, get, scrape, scrape_until, total
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -31,43 +29,6 @@ MEDICAL = "insulin dependent diabetic"
 PLACES = "Riverside arcade"
 CIRCUMSTANCES = "left with an older man in a silver car"
 PERSONAL = (NAME, ADDRESS, MEDICAL, PLACES, CIRCUMSTANCES)
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(env: dict[str, str]) -> tuple[str, Samples]:
-    url = f"{env['MISSING_ALERTS_PUBLIC_BASE_URL']}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        content_type = resp.headers["Content-Type"]
-        text = resp.read().decode()
-    assert content_type.startswith("text/plain; version=0.0.4"), content_type
-    samples = {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-    return text, samples
-
-
-def get(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum over every series of ``name`` whose labels include ``labels``."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
-
-
-async def scrape_until(env: dict[str, str], predicate: Any, within: float = 30.0) -> Samples:
-    deadline = time.monotonic() + within
-    samples: Samples = {}
-    while time.monotonic() < deadline:
-        _, samples = await asyncio.to_thread(scrape, env)
-        if predicate(samples):
-            return samples
-        await asyncio.sleep(0.5)
-    return samples
 
 
 def profile() -> ChildProfile:

@@ -5,6 +5,7 @@ message, retries, receipts, fallback and retention."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -295,3 +296,17 @@ def test_no_input_changes_another_alerts_outcome(hostile: list[bytes], rnd: rand
     rnd.shuffle(mixed)
     assert asyncio.run(run(mixed)) == alone
     assert len(alone) == 6
+
+
+async def test_a_record_cancelled_before_its_attempts_leaves_no_claim_behind() -> None:
+    """A claim whose attempt never started (the record's task cancelled by a rebalance or a
+    shutdown in between) would make every replay skip the message as 'in flight'."""
+    rig = Rig()
+    first = asyncio.create_task(rig.handle(dumps(alert())))
+    await asyncio.sleep(0)  # claimed, yielding before the attempts start
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    assert rig.sent_ids() == []
+    await rig.handle(dumps(alert()))  # the replay after the partition moves back
+    assert len(rig.sent_ids()) == 4

@@ -23,6 +23,8 @@ PURE = (
     "config.policy",
     "streams.dispatch.stages",
     "streams.dispatch.retention",
+    "streams.engine.output",
+    "streams.episodes.codec",
 )
 IMPURE = ("faust", "mode", "aiokafka", "aiohttp", "rocksdict", "twilio", "aiosmtplib", "yaml")
 

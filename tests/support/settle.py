@@ -1,0 +1,80 @@
+"""Wait until a consumer group has committed everything on its topics: the condition that
+replaces "sleep and hope" when a test must show that nothing more happens (a second SMS, a
+late step). The engine commits a record once its effects are durable, dispatch once its
+messages are recorded, so "all committed" means "all done"."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+async def wait_consumed(
+    bootstrap: str, group: str, topics: Iterable[str], *, within: float = 45.0
+) -> None:
+    """Until ``group``'s committed offsets reach the end of every partition of ``topics``,
+    twice in a row (a record produced in between would show as a new end)."""
+    wanted = list(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(wanted)
+        tps = [
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+        ]
+        deadline = time.monotonic() + within
+        settled_once = False
+        while True:
+            ends = await consumer.end_offsets(tps)
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {
+                tp: (committed[tp].offset if tp in committed else 0, end)
+                for tp, end in ends.items()
+                if end > (committed[tp].offset if tp in committed else 0)
+            }
+            if not behind:
+                if settled_once:
+                    return
+                settled_once = True
+            else:
+                settled_once = False
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} still has records to process: {behind}")
+            await asyncio.sleep(0.3)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def dispatch_topics(env: dict[str, str]) -> list[str]:
+    prefix = env["MISSING_ALERTS_TOPIC_PREFIX"]
+    return [f"{prefix}.alerts", f"{prefix}.receipts", f"{prefix}.dispatch-retries"]
+
+
+def engine_topics(env: dict[str, str]) -> list[str]:
+    prefix = env["MISSING_ALERTS_TOPIC_PREFIX"]
+    return [f"{prefix}.events", f"{prefix}.due", f"{prefix}.profiles"]
+
+
+async def dispatch_settled(env: dict[str, str], within: float = 45.0) -> None:
+    await wait_consumed(
+        env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        env["MISSING_ALERTS_APP_ID"],
+        dispatch_topics(env),
+        within=within,
+    )
+
+
+async def engine_settled(env: dict[str, str], within: float = 45.0) -> None:
+    await wait_consumed(
+        env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        f"{env['MISSING_ALERTS_APP_ID']}-engine",
+        engine_topics(env),
+        within=within,
+    )
