@@ -22,9 +22,13 @@ BATCH = 1000
 
 @dataclass
 class _Event:
+    """The attributes of a consumed record the engine's batch reads."""
+
     key: bytes
     value: bytes
-    message: Any = None
+    topic: str = "bench.events"
+    partition: int = 0
+    offset: int = 0
 
 
 def _apply_all(events: list[_Event], table: dict[bytes, bytes]) -> tuple[float, list[Any]]:

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     dispatch_retry_deadline_s: float = Field(default=600.0, gt=0)
     sms_timeout_s: float = Field(default=10.0, gt=0, le=120)
     # Input records dispatch works on at once (each its own task; docs/dispatch.md).
-    dispatch_max_outstanding: int = Field(default=1000, ge=1, le=100_000)
+    dispatch_max_outstanding: int = Field(default=128, ge=1, le=100_000)
     # Delivery records (phone numbers, message bodies) and who-was-notified entries are deleted
     # this long after the episode closed (docs/privacy.md); the sweep looks this often.
     delivery_retention_days: float = Field(default=90.0, gt=0)

@@ -71,11 +71,12 @@ EARLIEST: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _plausible_instant(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError("must be on or after 1900-01-01 and before 2200-01-01 (UTC)")
-    # UTC on the wire and in state: whatever offset the producer used.
-    return value.astimezone(UTC)
+def _utc(value: datetime) -> datetime:
+    """UTC on the wire and in state, whatever offset the producer used. The one ``UTC`` tzinfo
+    object also makes every later comparison cheap: two datetimes sharing a tzinfo compare
+    field by field, two with different ones call ``utcoffset`` on both (the bounds are
+    checked natively by pydantic-core before this runs)."""
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _plausible_day(value: date) -> date:
@@ -84,7 +85,7 @@ def _plausible_day(value: date) -> date:
     return value
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
+Instant = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST), AfterValidator(_utc)]
 Day = Annotated[date, AfterValidator(_plausible_day)]
 
 

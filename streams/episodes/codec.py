@@ -34,15 +34,18 @@ def open_label(state: ChildState) -> tuple[str, str] | None:
 
 
 def _header(entry: Entry) -> bytes:
+    return _header_of(entry.state, entry.due_at, entry.due_code).encode()
+
+
+def _header_of(state: ChildState, due_at: datetime | None, code: str | None) -> str:
     # Written for every event, so built by hand: every part is a JSON-safe token (ISO time,
     # [A-Z2-9] code, enum values), which tests/unit/test_table_codec.py checks round-trips.
-    label = open_label(entry.state)
-    due_at = entry.due_at
+    label = open_label(state)
     return (
         f'{{"due":{_quoted(due_at.isoformat() if due_at else None)},'
-        f'"code":{_quoted(entry.due_code)},'
+        f'"code":{_quoted(code)},'
         f'"open":{f"[{_quoted(label[0])},{_quoted(label[1])}]" if label else "null"}}}'
-    ).encode()
+    )
 
 
 def _body(entry: Entry) -> bytes:
@@ -66,7 +69,9 @@ STATE_CODEC: HeaderedCodec[Entry] = HeaderedCodec(header=_header, body=_body, re
 
 
 def encode_entry(state: ChildState, due_at: datetime | None, episode_code: str | None) -> bytes:
-    return STATE_CODEC.encode(Entry(state, due_at, episode_code))
+    """``STATE_CODEC.encode(Entry(...))`` without the indirections: it runs for every event."""
+    line = _header_of(state, due_at, episode_code) + "\n"
+    return line.encode() + state.__pydantic_serializer__.to_json(state)
 
 
 def _quoted(value: str | None) -> str:

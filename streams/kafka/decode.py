@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from schemas.events import INPUT_EVENT_TYPES, InputEvent, parse_input_event
 from schemas.redaction import KeptPayload, keep_payload, parse_object
@@ -49,10 +51,24 @@ def future_fields(
 
 
 def _instants(model: BaseModel) -> Iterator[tuple[str, datetime]]:
-    for name in type(model).model_fields:
+    for name in _instant_fields(type(model)):
         value = getattr(model, name)
-        if isinstance(value, datetime):
+        if value is not None:
             yield name, value
+
+
+@cache
+def _instant_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The model's datetime fields, worked out once per model (this runs for every event)."""
+    return tuple(name for name, info in model.model_fields.items() if _is_instant(info.annotation))
+
+
+def _is_instant(annotation: Any) -> bool:
+    if annotation is AwareDatetime or (
+        isinstance(annotation, type) and issubclass(annotation, datetime)
+    ):
+        return True
+    return any(_is_instant(arg) for arg in get_args(annotation))  # Optional[...] and the like
 
 
 def reject(reason: str, value: bytes | None, errors: list[dict[str, str]]) -> Rejection:

@@ -119,3 +119,13 @@ def test_legacy_entry_without_open_field_reads_it_from_the_body() -> None:
     assert decode_open(legacy) == (episode.tier.value, episode.category.value)
     closed = b'{"due":null,"code":null}\n' + closed_state().model_dump_json().encode()
     assert decode_open(closed) is None
+
+
+def test_the_hot_path_writes_what_the_codec_writes() -> None:
+    """encode_entry skips the codec's indirections for speed; it must not skip its format."""
+    from streams.episodes.codec import STATE_CODEC, Entry
+
+    state, due_at = ChildState(child_ref="C1"), T0
+    entry = encode_entry(state, due_at, "ABC234")
+    assert entry == STATE_CODEC.encode(Entry(state, due_at, "ABC234"))
+    assert STATE_CODEC.decode(entry) == Entry(state, due_at, "ABC234")
