@@ -457,6 +457,7 @@ async def read_topic(bootstrap: str, topic_name: str) -> list[Rec]:
         group_id=None,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
+        isolation_level="read_committed",  # what dispatch sees of the engine's transactions
     )
     await consumer.start()
     try:
@@ -471,8 +472,6 @@ async def read_topic(bootstrap: str, topic_name: str) -> list[Rec]:
                 for r in records:
                     if r.offset < ends[tp]:
                         out.append(Rec(tp.partition, r.offset, r.timestamp, r.key, r.value))
-                if records and records[-1].offset >= ends[tp] - 1:
-                    remaining.discard(tp)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
@@ -597,6 +596,7 @@ class TopicTail:
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=50,
+            isolation_level="read_committed",
         )
         await consumer.start()
         consumer.assign(tps)

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     # Escalation timer: how often each worker looks for due steps, and how many it emits a tick.
     timer_interval_s: float = Field(default=0.25, gt=0, le=60)
     timer_batch: int = Field(default=5000, ge=1)
+    # exactly_once: each batch's outputs, changelog records and input offsets commit in one
+    # Kafka transaction per input partition (docs/engine-runtime.md); at_least_once: outputs
+    # acknowledged, then offsets committed (a crash may repeat an alert id, which dispatch
+    # drops). Kept for comparison (the benchmark runs both).
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     # Engine batches: whatever the consumer has fetched, up to this many records. Larger batches
     # amortise the wait for Kafka acknowledgements; nothing waits to fill one.
     engine_batch_max: int = Field(default=1000, ge=1, le=100_000)

@@ -36,6 +36,7 @@ from streams.dispatch.retention import retention_requests
 from streams.dispatch.runner import ItemRunner
 from streams.kafka.sending import send_durably
 from streams.runtime.due_index import DueEntry
+from streams.runtime.failpoints import failpoint
 from streams.runtime.timers import TimerState
 from streams.worker.faust_context import event_context
 from streams.worker.timers import settled, wire_timer
@@ -185,6 +186,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
             notified=TableNotifiedLog(w.notified, event),
         )
         await dispatcher.handle(item)
+        failpoint("dispatch.after_record_before_ack")
         await stream.ack(event)
 
     return dispatcher

@@ -46,6 +46,7 @@ from streams.dispatch.ports import DispatchConfig, Emit, Item
 from streams.dispatch.stages import dedupe, fallback, record, send, undeliverable
 from streams.kafka.decode import field_errors
 from streams.runtime.clock import Clock
+from streams.runtime.failpoints import failpoint
 from telemetry.logging import episode_code_of, get_logger
 from telemetry.metrics import Metrics, notification_outcome, receipt_outcome
 
@@ -182,6 +183,7 @@ class Dispatcher:
             if previous is None:
                 self.metrics.handed_off(alert, n.channel.value, self.clock.now())
             result = await send(notifier, n, self.config.attempt_timeout)
+        failpoint("dispatch.after_send_before_record")
         delivery = after_attempt(
             n,
             alert,

@@ -5,10 +5,16 @@ the engine's group over the events, due and profiles topics, and one idempotent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    ProducerFenced,
+    TransactionalIdAuthorizationFailed,
+)
 
 from config.settings import Settings
 from streams.engine.group import engine_group_id, owner_assignor
@@ -17,7 +23,8 @@ from streams.engine.restore import restore_partitions
 from streams.engine.store import StateStore
 from streams.kafka.clients import aiokafka_kwargs
 from streams.kafka.lag import read_lag
-from streams.kafka.sending import OutRecord, produce_batches_durably
+from streams.kafka.sending import OutRecord, partitioned, produce_batches_durably, send_batches
+from streams.runtime.failpoints import failpoint
 from telemetry.logging import get_logger
 
 log = get_logger("missing_alerts.engine")
@@ -51,6 +58,7 @@ class KafkaSource:
             group_id=engine_group_id(s),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=min(3000, session_ms // 3),
             max_poll_records=s.engine_batch_max,
@@ -117,10 +125,17 @@ class KafkaSink:
         )
         await self.producer.start()
 
+    async def assigned(self, partitions: set[int]) -> None:
+        pass
+
+    async def revoked(self) -> None:
+        pass
+
     async def deliver(self, batches: Sequence[Batch]) -> Written:
         assert self.producer is not None
         records = [rec for batch in batches for rec in batch.records]
         written = await produce_batches_durably(self.producer, records, self.partition_counts)
+        failpoint("engine.after_produce_before_commit")
         offsets = {tp: o for batch in batches for tp, o in batch.offsets.items()}
         try:
             await self.source.commit(offsets)
@@ -150,3 +165,161 @@ def kafka_restore(settings: Settings) -> Callable[[StateStore, str, set[int]], A
         return await restore_partitions(kwargs, store, topic, partitions)
 
     return restore
+
+
+class Fenced(Exception):
+    """A newer engine holds this input partition's transactional id: this one is a zombie (it
+    stalled past its session and its partition moved). It must stop; nothing it sent since
+    its last commit is visible to a read_committed reader."""
+
+
+_FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, TransactionalIdAuthorizationFailed)
+
+
+def transactional_id(settings: Settings, partition: int) -> str:
+    """One transactional producer per input partition (as Kafka Streams did before KIP-447):
+    whoever owns partition p uses the same id, so the new owner's first transaction fences
+    the old owner's producer and aborts whatever it left open."""
+    return f"{engine_group_id(settings)}-p{partition}"
+
+
+class TransactionalSink:
+    """Exactly once: each input partition's share of a batch (its outputs, its changelog
+    records, its input offsets) commits in one Kafka transaction of that partition's own
+    producer; the partitions of a batch commit concurrently. A failed attempt is aborted (or
+    its producer replaced) and retried from the start; nothing of it is ever visible."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partition_counts: Mapping[str, int],
+        *,
+        outside: frozenset[str] = frozenset(),
+        producer_factory: Callable[[str | None], Any] | None = None,
+    ) -> None:
+        """``outside``: topics written before the transaction, durably but outside it: the
+        episode-code table's changelog, which Faust's table recovery reads up to the high
+        watermark and so never finishes on a topic whose last offset is a transaction marker.
+        What goes there is deterministic (a code derives from the opening event), so an entry
+        of an aborted transaction is the entry its replay writes again."""
+        self.settings, self.partition_counts, self.outside = settings, partition_counts, outside
+        self.group_id = engine_group_id(settings)
+        self._factory = producer_factory or self._aiokafka_producer
+        self.producers: dict[int, Any] = {}
+        self.plain: Any = None  # due events and the ``outside`` topics: no transaction
+
+    def _aiokafka_producer(self, transactional: str | None) -> Any:
+        s = self.settings
+        return AIOKafkaProducer(
+            **aiokafka_kwargs(s),
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=transactional,
+            linger_ms=int(s.producer_linger_s * 1000),
+            max_batch_size=s.producer_max_batch_bytes,
+        )
+
+    async def start(self) -> None:
+        self.plain = self._factory(None)
+        await self.plain.start()
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Start (and so fence the previous owner of) each newly owned partition's producer,
+        before its changelog is read: after this no zombie can add to it."""
+        for partition in sorted(partitions - set(self.producers)):
+            self.producers[partition] = await self._new_producer(partition)
+        for partition in sorted(set(self.producers) - partitions):
+            await self._drop(partition)
+
+    async def revoked(self) -> None:
+        for partition in list(self.producers):
+            await self._drop(partition)
+
+    async def _new_producer(self, partition: int) -> Any:
+        producer = self._factory(transactional_id(self.settings, partition))
+        await producer.start()  # InitProducerId: bumps the epoch, aborts a dangling txn
+        return producer
+
+    async def _drop(self, partition: int) -> None:
+        producer = self.producers.pop(partition, None)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def deliver(self, batches: Sequence[Batch]) -> Written:
+        written: Written = {}
+        for part in await asyncio.gather(*(self._deliver_one(b) for b in batches)):
+            written.update(part)
+        return written
+
+    async def _deliver_one(self, batch: Batch) -> Written:
+        attempt = 0
+        while True:
+            try:
+                return await self._transact(batch)
+            except _FENCING_ERRORS as exc:
+                raise Fenced(f"input partition {batch.partition}") from exc
+            except Exception as exc:
+                attempt += 1
+                delay = min(5.0, 0.1 * 2**attempt)
+                log.warning(
+                    "engine transaction failed, retrying",
+                    partition=batch.partition,
+                    error=type(exc).__name__,
+                    retry_in_s=delay,
+                )
+                await self._reset(batch.partition)
+                await asyncio.sleep(delay)
+
+    async def _transact(self, batch: Batch) -> Written:
+        outside = [rec for rec in batch.records if rec.topic in self.outside]
+        inside = [rec for rec in batch.records if rec.topic not in self.outside]
+        written: Written = {}
+        if outside:
+            written.update(
+                await produce_batches_durably(self.plain, outside, self.partition_counts)
+            )
+        producer = self.producers[batch.partition]
+        await producer.begin_transaction()
+        sent = []
+        for where, records in partitioned(inside, self.partition_counts).items():
+            sent.append((where, await send_batches(producer, where[0], where[1], records)))
+        for where, futures in sent:
+            for future, count in futures:
+                meta = await future
+                written[where] = meta.offset + count - 1
+        failpoint("engine.after_produce_before_commit")
+        offsets = {TopicPartition(t, p): o for (t, p), o in batch.offsets.items()}
+        if offsets:
+            await producer.send_offsets_to_transaction(offsets, self.group_id)
+        await producer.commit_transaction()
+        return written
+
+    async def _reset(self, partition: int) -> None:
+        """Abort the failed transaction; a producer in a state that cannot abort is replaced
+        (a new one with the same id aborts it for us)."""
+        producer = self.producers.get(partition)
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.abort_transaction(), 10)
+            return
+        except _FENCING_ERRORS:
+            raise
+        except Exception:
+            pass
+        await self._drop(partition)
+        self.producers[partition] = await self._new_producer(partition)
+
+    async def emit(self, records: Sequence[OutRecord]) -> int:
+        futures = [
+            await self.plain.send(r.topic, r.value, key=r.key, partition=r.partition)
+            for r in records
+        ]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return sum(1 for r in results if isinstance(r, BaseException))
+
+    async def stop(self) -> None:
+        await self.revoked()
+        if self.plain is not None:
+            await self.plain.stop()

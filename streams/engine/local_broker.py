@@ -15,17 +15,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.errors import ProducerFenced
+
 from streams.engine.ports import InRecord, Rebalance
 from streams.engine.store import StateStore
 
 
-@dataclass(frozen=True)
+@dataclass
 class LocalRecord:
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    # Transactions: the writing transaction (None: written outside any), and what became of
+    # it. A read_committed reader sees records outside transactions and committed ones only.
+    txn: int | None = None
+    state: str = "committed"  # "open", "committed", "aborted"
 
 
 class Fault(Exception):
@@ -40,11 +46,36 @@ class LocalBroker:
     # Faults: (topic) -> produce attempts still to fail on it; commits still to fail.
     fail_produce: dict[str, int] = field(default_factory=dict)
     fail_commits: int = 0
+    # Transactional ids -> the current producer epoch (a newer producer fences older ones).
+    epochs: dict[str, int] = field(default_factory=dict)
+    txn_owner: dict[int, str] = field(default_factory=dict)
+    _txns: int = 0
 
-    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> int:
+    def fenced_txns(self, transactional_id: str) -> set[int]:
+        return {t for t, owner in self.txn_owner.items() if owner == transactional_id}
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        txn: int | None = None,
+    ) -> int:
         log = self.logs.setdefault((topic, partition), [])
-        log.append(LocalRecord(topic, partition, len(log), key, value))
+        state = "open" if txn is not None else "committed"
+        log.append(LocalRecord(topic, partition, len(log), key, value, txn, state))
         return len(log) - 1
+
+    def new_txn(self) -> int:
+        self._txns += 1
+        return self._txns
+
+    def end_txn(self, txn: int, state: str) -> None:
+        for log in self.logs.values():
+            for rec in log:
+                if rec.txn == txn and rec.state == "open":
+                    rec.state = state
 
     def produce(self, topic: str, key: bytes, value: bytes) -> int:
         """Produce like a keyed client would (default partitioner); the offset."""
@@ -52,8 +83,15 @@ class LocalBroker:
 
         return self.append(topic, partition_for(key, self.partitions[topic]), key, value)
 
-    def read(self, topic: str) -> list[LocalRecord]:
-        return [r for (t, _), log in sorted(self.logs.items()) if t == topic for r in log]
+    def read(self, topic: str, *, committed: bool = True) -> list[LocalRecord]:
+        """Every record of ``topic``; read_committed (the default) skips open and aborted ones."""
+        return [
+            r
+            for (t, _), log in sorted(self.logs.items())
+            if t == topic
+            for r in log
+            if not committed or r.state == "committed"
+        ]
 
     def end(self, topic: str, partition: int) -> int:
         return len(self.logs.get((topic, partition), []))
@@ -177,6 +215,71 @@ class LocalSource:
         self.assigned, self.positions = set(), {}
 
 
+class LocalTxnProducer(LocalProducer):
+    """A transactional producer on a LocalBroker: records of a transaction are invisible to
+    read_committed readers until it commits; the input offsets sent with it are committed with
+    it; a newer producer with the same id fences this one and aborts what it left open."""
+
+    def __init__(self, broker: LocalBroker, transactional_id: str | None) -> None:
+        super().__init__(broker)
+        self.transactional_id = transactional_id
+        self.epoch = 0
+        self.txn: int | None = None
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    async def start(self) -> None:
+        tid = self.transactional_id
+        if tid is None:
+            return
+        self.epoch = self.broker.epochs.get(tid, 0) + 1
+        self.broker.epochs[tid] = self.epoch
+        for log in self.broker.logs.values():  # the previous epoch's open transaction
+            for rec in log:
+                if rec.state == "open" and rec.txn in self.broker.fenced_txns(tid):
+                    rec.state = "aborted"
+
+    def _check(self) -> None:
+        if self.broker.epochs.get(str(self.transactional_id)) != self.epoch:
+            raise ProducerFenced(f"fenced: {self.transactional_id}")
+
+    async def begin_transaction(self) -> None:
+        self._check()
+        self.txn = self.broker.new_txn()
+        self.broker.txn_owner[self.txn] = str(self.transactional_id)
+        self.offsets = {}
+
+    async def send_batch(self, batch: _LocalBatch, topic: str, *, partition: int) -> Any:
+        if self.transactional_id is None:
+            return await super().send_batch(batch, topic, partition=partition)
+        self._check()
+        self.attempts.append((topic, partition))
+        future: asyncio.Future[_Meta] = asyncio.get_running_loop().create_future()
+        if self._fails(topic):
+            future.set_exception(Fault(f"produce to {topic} failed"))
+            return future
+        first = self.broker.end(topic, partition)
+        for key, value in batch.items:
+            self.broker.append(topic, partition, key, value, txn=self.txn)
+        future.set_result(_Meta(first))
+        return future
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[Any, int], group_id: str) -> None:
+        self._check()
+        self.offsets = {(tp.topic, tp.partition): o for tp, o in offsets.items()}
+
+    async def commit_transaction(self) -> None:
+        self._check()
+        assert self.txn is not None
+        self.broker.commit(self.offsets)
+        self.broker.end_txn(self.txn, "committed")
+        self.txn = None
+
+    async def abort_transaction(self) -> None:
+        if self.txn is not None:
+            self.broker.end_txn(self.txn, "aborted")
+            self.txn = None
+
+
 def local_restore(broker: LocalBroker) -> Callable[[StateStore, str, set[int]], Any]:
     """streams/engine/restore.py's job on a LocalBroker: apply the changelog from the offset the
     store recorded."""
@@ -188,10 +291,11 @@ def local_restore(broker: LocalBroker) -> Callable[[StateStore, str, set[int]], 
             stored = store.changelog_offset(partition)
             start = 0 if stored is None else stored + 1
             records = broker.logs.get((topic, partition), [])[start:]
-            if records:
-                entries = {r.key: r.value for r in records if r.key is not None}
-                store.write(partition, entries, records[-1].offset)
-                applied += len(records)
+            seen = [r for r in records if r.state == "committed"]  # read_committed
+            if seen:
+                entries = {r.key: r.value for r in seen if r.key is not None}
+                store.write(partition, entries, seen[-1].offset)
+                applied += len(seen)
         return applied
 
     return restore

@@ -48,6 +48,7 @@ from streams.kafka.sending import OutRecord
 from streams.kafka.topics import topic_specs
 from streams.runtime.clock import Clock
 from streams.runtime.due_index import DueEntry
+from streams.runtime.failpoints import failpoint
 from streams.runtime.timers import TimerState, rebuild
 from telemetry.logging import get_logger, log_engine_effects
 from telemetry.metrics import Metrics
@@ -137,9 +138,13 @@ class Engine:
             self.ready.clear()
             self.timer.valid = False
             self.owned = set()
+            await self.sink.revoked()
 
     async def partitions_assigned(self, partitions: set[int]) -> None:
         async with self._lock:
+            # Exactly once: this fences whoever owned these partitions before, so nothing
+            # lands on their changelog after the restore below has read it.
+            await self.sink.assigned(set(partitions))
             restored = await self.restore(self.store, self.topics.state_changelog, partitions)
             self.owned = set(partitions)
             self._rebuild_index()
@@ -197,9 +202,11 @@ class Engine:
         )
         out, states = batch_output(result, self.topics, self.clock.now())
         written = await self.sink.deliver(by_source(out, fetched))
+        failpoint("engine.after_commit_before_store")
         changelog = self.topics.state_changelog
         for partition, entries in states.items():
             store.write(partition, entries, written[(changelog, partition)])
+        failpoint("engine.after_store_before_poll")
         for key, write in result.writes.items():
             self.timer.index.set(key, write.due_at, write.due_code)
         self._observe(result)

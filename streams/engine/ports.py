@@ -75,6 +75,12 @@ class Source(Protocol):
 class Sink(Protocol):
     async def start(self) -> None: ...
 
+    async def assigned(self, partitions: set[int]) -> None:
+        """The engine now owns ``partitions`` (called before their changelog is read)."""
+
+    async def revoked(self) -> None:
+        """The engine owns no partition any more (called after the batch in progress)."""
+
     async def deliver(self, batches: Sequence[Batch]) -> Written:
         """Make every batch's records durable and commit its offsets; return what was written
         where. Retries until done: raising would move the batch on without its effects."""

@@ -42,7 +42,7 @@ from streams.engine.contract import (
     fetch_state,
     internal_token,
 )
-from streams.engine.kafka_io import KafkaSink, KafkaSource, kafka_restore
+from streams.engine.kafka_io import KafkaSink, KafkaSource, TransactionalSink, kafka_restore
 from streams.engine.loop import Engine, partition_counts
 from streams.engine.output import EngineTopics
 from streams.engine.store import open_store
@@ -142,7 +142,13 @@ async def run(settings: Settings, port: int) -> None:
         metrics,
         store,
         source=source,
-        sink=KafkaSink(settings, source, partition_counts(settings)),
+        sink=(
+            TransactionalSink(
+                settings, partition_counts(settings), outside=frozenset({topics.codes_changelog})
+            )
+            if settings.processing_guarantee == "exactly_once"
+            else KafkaSink(settings, source, partition_counts(settings))
+        ),
         restore=kafka_restore(settings),
         url=url,
         on_crash=crash,

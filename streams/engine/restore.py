@@ -39,6 +39,9 @@ async def restore_partitions(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # The engine writes its changelog in transactions: an aborted one (a crash, a fenced
+        # zombie) must not come back as state.
+        isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()

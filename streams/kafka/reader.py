@@ -24,8 +24,13 @@ async def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, d
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     if not tps:
         return []
+    # read_committed: the engine writes its records in transactions; an aborted one is no
+    # record at all (a crash or a fenced zombie left it).
     consumer = AIOKafkaConsumer(
-        **aiokafka_kwargs(settings), enable_auto_commit=False, group_id=None
+        **aiokafka_kwargs(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:
@@ -40,7 +45,10 @@ async def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, d
                 for rec in records:
                     if rec.offset < ends[tp] and rec.value is not None:
                         out.append((rec.key, json.loads(rec.value)))
-                if records and records[-1].offset >= ends[tp] - 1:
+            # By position, not by the last record's offset: transaction markers take offsets
+            # of their own, so the last record of a partition is often not at end - 1.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return out
     finally:

@@ -89,7 +89,7 @@ async def send_durably(
     await _until_acked(items, hand_off, max_backoff_s=max_backoff_s)
 
 
-def _partitioned(
+def partitioned(
     records: Sequence[OutRecord], partition_counts: Mapping[str, int]
 ) -> dict[tuple[str, int], list[OutRecord]]:
     """Records grouped by (topic, partition), in order; a record without a partition goes where
@@ -117,27 +117,32 @@ async def produce_batches_durably(
     its CPU.
 
     Returns the offset of the last record written to each (topic, partition)."""
-    groups = _partitioned(records, partition_counts)
+    groups = partitioned(records, partition_counts)
 
     async def hand_off(item: tuple[tuple[str, int], list[OutRecord]]) -> Any:
         (topic, partition), recs = item
-        futures = []
-        batch = producer.create_batch()
-        count = 0
-        for rec in recs:
-            if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
-                futures.append(
-                    (await producer.send_batch(batch, topic, partition=partition), count)
-                )
-                batch, count = producer.create_batch(), 0
-                if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
-                    raise ValueError(f"record too large for one batch on {topic}")
-            count += 1
-        futures.append((await producer.send_batch(batch, topic, partition=partition), count))
-        return _last_offset(futures)
+        return _last_offset(await send_batches(producer, topic, partition, recs))
 
     acked = await _until_acked(list(groups.items()), hand_off, max_backoff_s=max_backoff_s)
     return dict(zip(groups.keys(), acked, strict=True))
+
+
+async def send_batches(
+    producer: Any, topic: str, partition: int, records: Sequence[OutRecord]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Hand ``records`` (all for one partition) to the producer as few record batches as fit;
+    each batch's delivery future and its record count."""
+    futures = []
+    batch, count = producer.create_batch(), 0
+    for rec in records:
+        if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
+            futures.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=rec.key, value=rec.value, timestamp=None) is None:
+                raise ValueError(f"record too large for one batch on {topic}")
+        count += 1
+    futures.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return futures
 
 
 def _last_offset(futures: list[tuple[asyncio.Future[Any], int]]) -> asyncio.Future[int]:

@@ -33,6 +33,7 @@ async def read_topic(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # what dispatch and the export see
     )
     await consumer.start()
     out: list[dict[str, Any]] = []

@@ -1,7 +1,12 @@
 """Wait until a consumer group has committed everything on its topics: the condition that
 replaces "sleep and hope" when a test must show that nothing more happens (a second SMS, a
 late step). The engine commits a record once its effects are durable, dispatch once its
-messages are recorded, so "all committed" means "all done"."""
+messages are recorded, so "all committed" means "all done".
+
+"Everything" means every data record: a topic written in transactions ends with a commit
+marker that no consumer ever receives, so a committed offset may stop just before it.
+Whatever lies between the committed offset and the end is read (read_committed); if it holds
+no record, the partition is done."""
 
 from __future__ import annotations
 
@@ -20,7 +25,12 @@ async def wait_consumed(
     twice in a row (a record produced in between would show as a new end)."""
     wanted = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await admin.start()
     await consumer.start()
     try:
@@ -33,11 +43,11 @@ async def wait_consumed(
         while True:
             ends = await consumer.end_offsets(tps)
             committed = await admin.list_consumer_group_offsets(group)
-            behind = {
-                tp: (committed[tp].offset if tp in committed else 0, end)
-                for tp, end in ends.items()
-                if end > (committed[tp].offset if tp in committed else 0)
-            }
+            behind = {}
+            for tp, end in ends.items():
+                done = committed[tp].offset if tp in committed else 0
+                if end > done and await _records_between(consumer, tp, done, end):
+                    behind[tp] = (done, end)
             if not behind:
                 if settled_once:
                     return
@@ -50,6 +60,22 @@ async def wait_consumed(
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _records_between(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+) -> bool:
+    """Whether [start, end) of ``tp`` holds a data record (markers and aborted records do
+    not count: the consumer reads read_committed)."""
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=500)
+        if any(r.offset < end for records in batch.values() for r in records):
+            return True
+        if not batch and await consumer.position(tp) < end:
+            return True  # not readable yet (an open transaction): not done
+    return False
 
 
 def dispatch_topics(env: dict[str, str]) -> list[str]:

@@ -1,13 +1,14 @@
 """The engine's batch loop (streams/engine/loop.py) on the in-memory broker
-(streams/engine/local_broker.py), with the production sink: a revocation mid-batch, a produce
-that fails for one topic, a failed commit, a crash between phases, and the escalation timer.
-What reaches the alerts topic is counted the way dispatch would see it."""
+(streams/engine/local_broker.py), with the production sinks of both guarantees: a revocation
+mid-batch, a produce that fails for one topic, a failed commit, a crash at each named failpoint,
+a fenced zombie, and the escalation timer. What reaches the alerts topic is counted the way
+dispatch sees it (read_committed)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -17,28 +18,41 @@ from config.settings import Settings
 from schemas.alerts import Alert
 from schemas.common import RiskFlag
 from schemas.wire import dumps
-from streams.engine.kafka_io import KafkaSink
+from streams.engine.kafka_io import Fenced, KafkaSink, TransactionalSink
 from streams.engine.local_broker import (
     LocalBroker,
     LocalProducer,
     LocalSource,
+    LocalTxnProducer,
     local_restore,
 )
 from streams.engine.loop import Engine, partition_counts
 from streams.engine.output import EngineTopics
+from streams.engine.ports import Sink
 from streams.engine.store import MemoryStore, StateStore
 from streams.kafka.partitioning import partition_for
+from streams.runtime import failpoints
 from streams.runtime.clock import ManualClock
 from telemetry.metrics import Metrics
 from tests.unit.episode_helpers import T0, absence, profile, shipped_policy
 
 SETTINGS = Settings(app_id="t", topic_prefix="t", topic_partitions=2, engine_batch_max=100)
 TOPICS = EngineTopics.from_settings(SETTINGS)
+COUNTS = partition_counts(SETTINGS)
 FLAGS = (RiskFlag.CSE,)  # a high-risk child: T+0 at once, T+30m unacknowledged
 
 
 class Crash(BaseException):
     """A process dying at this point: nothing after it runs."""
+
+
+def crash(_name: str) -> None:
+    raise Crash
+
+
+@pytest.fixture(params=["at_least_once", "exactly_once"])
+def guarantee(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @dataclass
@@ -48,21 +62,36 @@ class Rig:
     clock: ManualClock
     engine: Engine
     source: LocalSource
-    producer: LocalProducer
+    sink: Sink
+    producers: list[LocalProducer] = field(default_factory=list)
+
+    def attempts(self, topic: str) -> int:
+        return sum(1 for p in self.producers for t, _ in p.attempts if t == topic)
 
 
 async def rig(
+    guarantee: str,
     broker: LocalBroker | None = None,
     store: StateStore | None = None,
     clock: ManualClock | None = None,
-    sink_class: type[KafkaSink] = KafkaSink,
 ) -> Rig:
-    broker = broker or LocalBroker(partition_counts(SETTINGS))
+    broker = broker or LocalBroker(COUNTS)
     store = store or MemoryStore()
     clock = clock or ManualClock(T0)
     source = LocalSource(broker, TOPICS.inputs, {0, 1})
-    producer = LocalProducer(broker)
-    sink = sink_class(SETTINGS, source, partition_counts(SETTINGS), producer=producer)
+    producers: list[LocalProducer] = []
+
+    def producer(transactional: str | None) -> LocalProducer:
+        made = LocalTxnProducer(broker, transactional)
+        producers.append(made)
+        return made
+
+    sink: Sink
+    if guarantee == "exactly_once":
+        outside = frozenset({TOPICS.codes_changelog})
+        sink = TransactionalSink(SETTINGS, COUNTS, outside=outside, producer_factory=producer)
+    else:
+        sink = KafkaSink(SETTINGS, source, COUNTS, producer=producer(None))
     engine = Engine(
         SETTINGS,
         shipped_policy(),
@@ -75,7 +104,7 @@ async def rig(
         url="local",
     )
     await engine.join()
-    return Rig(broker, store, clock, engine, source, producer)
+    return Rig(broker, store, clock, engine, source, sink, producers)
 
 
 def child_on(partition: int) -> str:
@@ -84,8 +113,8 @@ def child_on(partition: int) -> str:
     )
 
 
-def report(broker: LocalBroker, child: str, *, minutes_ago: int = 1) -> None:
-    seen = T0 - timedelta(minutes=minutes_ago)
+def report(broker: LocalBroker, child: str) -> None:
+    seen = T0 - timedelta(minutes=1)
     broker.produce(
         TOPICS.profiles, child.encode(), dumps(profile(T0 - timedelta(days=1), child=child))
     )
@@ -94,14 +123,15 @@ def report(broker: LocalBroker, child: str, *, minutes_ago: int = 1) -> None:
     )
 
 
-def alerts(broker: LocalBroker) -> Counter[str]:
+def alerts(broker: LocalBroker, *, committed: bool = True) -> Counter[str]:
     return Counter(
-        Alert.model_validate_json(r.value or b"").alert_id for r in broker.read(TOPICS.alerts)
+        Alert.model_validate_json(r.value or b"").alert_id
+        for r in broker.read(TOPICS.alerts, committed=committed)
     )
 
 
-async def test_a_batch_is_delivered_committed_then_stored() -> None:
-    r = await rig()
+async def test_a_batch_is_delivered_committed_then_stored(guarantee: str) -> None:
+    r = await rig(guarantee)
     report(r.broker, "C1")
     assert await r.engine.step() == 2
     (alert_id,) = alerts(r.broker)
@@ -114,8 +144,10 @@ async def test_a_batch_is_delivered_committed_then_stored() -> None:
     assert r.store.changelog_offset(p) == changelog[-1].offset
 
 
-async def test_a_produce_failing_for_one_topic_is_retried_and_nothing_is_stored_first() -> None:
-    r = await rig()
+async def test_a_produce_failing_for_one_topic_is_retried_and_nothing_is_stored_first(
+    guarantee: str,
+) -> None:
+    r = await rig(guarantee)
     report(r.broker, "C1")
     r.broker.fail_produce[TOPICS.alerts] = 2
     stored_after: list[int] = []
@@ -127,70 +159,108 @@ async def test_a_produce_failing_for_one_topic_is_retried_and_nothing_is_stored_
 
     r.store.write = watched  # type: ignore[method-assign]
     await r.engine.step()
-    assert sum(1 for t, _ in r.producer.attempts if t == TOPICS.alerts) == 3
-    assert len(alerts(r.broker)) == 1 and stored_after == [1]  # the alert before the state
+    assert r.attempts(TOPICS.alerts) == 3
+    assert list(alerts(r.broker).values()) == [1] and stored_after == [1]  # alert, then state
+    if guarantee == "exactly_once":  # the failed attempts were aborted, never seen
+        assert len(r.broker.read(TOPICS.alerts, committed=False)) == 1
 
 
-async def test_a_failed_commit_replays_without_a_second_alert() -> None:
-    r = await rig()
+async def test_a_failed_commit_replays_or_retries_without_a_second_alert(guarantee: str) -> None:
+    r = await rig(guarantee)
     report(r.broker, "C1")
     r.broker.fail_commits = 1
     await r.engine.step()
-    assert r.broker.committed == {}
-    # A restart on the same disk reads from the last commit: the batch again.
-    again = await rig(r.broker, r.store, r.clock)
-    assert await again.engine.step() == 2
+    if guarantee == "at_least_once":
+        assert r.broker.committed == {}  # the commit failed; the offsets stay behind
+    else:
+        assert r.broker.committed  # the transaction was aborted and tried again whole
+    # A restart on the same disk reads from the last commit.
+    again = await rig(guarantee, r.broker, r.store, r.clock)
+    await again.engine.step()
     assert list(alerts(r.broker).values()) == [1]
 
 
-async def test_a_crash_after_the_produce_before_the_commit_loses_and_doubles_nothing() -> None:
-    broker = LocalBroker(partition_counts(SETTINGS))
-    r = await rig(broker)
-    report(broker, "C1")
-
-    async def die(_offsets: Any) -> None:
-        raise Crash
-
-    r.source.commit = die  # type: ignore[method-assign]
-    with pytest.raises(Crash):
+@pytest.mark.parametrize(
+    "point",
+    [
+        "engine.after_produce_before_commit",
+        "engine.after_commit_before_store",
+        "engine.after_store_before_poll",
+    ],
+)
+@pytest.mark.parametrize("lose_disk", [False, True], ids=["same-disk", "new-disk"])
+async def test_a_crash_at_each_failpoint_loses_and_doubles_nothing(
+    guarantee: str, point: str, lose_disk: bool
+) -> None:
+    broker = LocalBroker(COUNTS)
+    r = await rig(guarantee, broker)
+    children = [child_on(0), child_on(1), "X1", "X2"]
+    for child in children:
+        report(broker, child)
+    with failpoints.armed(point, crash), pytest.raises(Crash):
         await r.engine.step()
-    assert r.store.get(partition_for(b"C1", 2), b"C1") is None  # never stored
-    # The restart restores the state from the changelog and replays the uncommitted batch.
-    again = await rig(broker, r.store, r.clock)
-    await again.engine.step()
-    assert list(alerts(broker).values()) == [1]
-    assert again.store.get(partition_for(b"C1", 2), b"C1") is not None
+    store = MemoryStore() if lose_disk else r.store
+    again = await rig(guarantee, broker, store, r.clock)
+    while await again.engine.step():
+        pass
+    counts = alerts(broker)
+    assert sorted(a.split(":")[1] for a in counts) == ["high-t0"] * len(children)
+    assert set(counts.values()) == {1}  # read_committed: every alert exactly once
+    if guarantee == "exactly_once":  # nothing of the crashed attempt is visible at all
+        assert len(broker.read(TOPICS.alerts)) == len(children)
+    for child in children:
+        assert store.get(partition_for(child.encode(), 2), child.encode()) is not None
 
 
-async def test_a_crash_after_the_commit_before_the_store_write_is_caught_up() -> None:
-    broker = LocalBroker(partition_counts(SETTINGS))
-    r = await rig(broker)
+async def test_a_zombie_is_fenced_and_writes_nothing_a_reader_sees() -> None:
+    """An engine that stalls past its session loses its partitions; when it resumes it must
+    not land what it was doing. The new owner's producer fences it."""
+    broker = LocalBroker(COUNTS)
+    zombie = await rig("exactly_once", broker)
     report(broker, "C1")
-
-    def die(*_args: Any) -> None:
-        raise Crash
-
-    r.store.write = die  # type: ignore[method-assign]
-    with pytest.raises(Crash):
-        await r.engine.step()
-    store = MemoryStore()  # the disk is gone too: everything from the changelog
-    again = await rig(broker, store, r.clock)
-    assert await again.engine.step() == 0  # committed: nothing to replay
-    assert store.get(partition_for(b"C1", 2), b"C1") is not None
+    # It stops between sending and committing: the transaction stays open.
+    with failpoints.armed("engine.after_produce_before_commit", crash), pytest.raises(Crash):
+        await zombie.engine.step()
+    assert alerts(broker) == Counter() and len(broker.read(TOPICS.alerts, committed=False)) == 1
+    heir = await rig("exactly_once", broker, MemoryStore(), zombie.clock)  # fences the zombie
+    await heir.engine.step()
     assert list(alerts(broker).values()) == [1]
+    # The zombie wakes up and tries to finish its transaction: refused.
+    producer = zombie.sink.producers[partition_for(b"C1", 2)]  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as refused:
+        await producer.commit_transaction()
+    assert "fenced" in str(refused.value)
+    assert list(alerts(broker).values()) == [1]
+    assert [r.state for r in broker.read(TOPICS.alerts, committed=False)] == [
+        "aborted",
+        "committed",
+    ]
 
 
-async def test_a_revocation_waits_for_the_batch_in_progress() -> None:
-    r = await rig()
+async def test_a_fenced_delivery_stops_the_engine() -> None:
+    broker = LocalBroker(COUNTS)
+    old = await rig("exactly_once", broker)
+    await rig("exactly_once", broker)  # a newer engine took the same partitions' ids
+    report(broker, "C1")
+    with pytest.raises(Fenced):
+        await old.engine.step()
+    assert alerts(broker) == Counter()
+
+
+async def test_a_revocation_waits_for_the_batch_in_progress(guarantee: str) -> None:
+    r = await rig(guarantee)
     report(r.broker, "C1")
     gate = asyncio.Event()
-    send = r.producer.send_batch
+    held_producers = []
+    for producer in r.producers:
+        send = producer.send_batch
 
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        await gate.wait()
-        return await send(*args, **kwargs)
+        async def held(*args: Any, _send: Any = send, **kwargs: Any) -> Any:
+            await gate.wait()
+            return await _send(*args, **kwargs)
 
-    r.producer.send_batch = held  # type: ignore[method-assign]
+        producer.send_batch = held  # type: ignore[method-assign]
+        held_producers.append(producer)
     batch = asyncio.create_task(r.engine.step())
     await asyncio.sleep(0.01)
     revoking = asyncio.create_task(r.source.revoke())
@@ -202,19 +272,21 @@ async def test_a_revocation_waits_for_the_batch_in_progress() -> None:
     assert r.broker.committed[(TOPICS.events, partition_for(b"C1", 2))] == 1
 
 
-async def test_records_of_a_partition_that_just_moved_are_left_to_its_new_owner() -> None:
-    r = await rig()
+async def test_records_of_a_partition_that_just_moved_are_left_to_its_new_owner(
+    guarantee: str,
+) -> None:
+    r = await rig(guarantee)
     mine, theirs = child_on(0), child_on(1)
     report(r.broker, mine)
     report(r.broker, theirs)
     r.engine.owned = {0}  # partition 1 was revoked between the fetch and the batch
     assert await r.engine.step() == 2
-    assert {a.split(":")[0] for a in alerts(r.broker)} and len(alerts(r.broker)) == 1
+    assert [a.split(":")[0] for a in alerts(r.broker)] and len(alerts(r.broker)) == 1
     assert (TOPICS.events, 1) not in r.broker.committed
 
 
-async def test_the_timer_fires_the_next_step_when_the_clock_reaches_it() -> None:
-    r = await rig()
+async def test_the_timer_fires_the_next_step_when_the_clock_reaches_it(guarantee: str) -> None:
+    r = await rig(guarantee)
     report(r.broker, "C1")
     await r.engine.step()
     assert await r.engine.tick() == 0
