@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="missing-alerts", pattern=r"^[A-Za-z0-9_.-]+$")
     topic_partitions: int = Field(default=4, ge=1, le=256)
     topic_replication: int = Field(default=1, ge=1, le=5)
+    # With acks=all, a write is acknowledged once this many replicas have it: 2 of 3 lets a
+    # cluster lose any one broker without losing or refusing a write. 1 suits one broker.
+    topic_min_insync_replicas: int = Field(default=1, ge=1, le=5)
 
     # Faust worker.
     store: str = Field(default="rocksdb://", pattern=r"^(rocksdb|memory)://")
@@ -166,6 +169,8 @@ class Settings(BaseSettings):
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required when "
                 "KAFKA_SASL_MECHANISM is set"
             )
+        if self.topic_min_insync_replicas > self.topic_replication:
+            raise ValueError("TOPIC_MIN_INSYNC_REPLICAS must not exceed TOPIC_REPLICATION")
         if self.smtp_username and not self.smtp_password:
             raise ValueError("SMTP_PASSWORD is required when SMTP_USERNAME is set")
         if self.environment == "production":

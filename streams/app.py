@@ -14,6 +14,7 @@ from alerts.notifiers.select import build_notifiers
 from schemas.codec import CODEC_NAME, register
 from streams.dispatch.agent import wire_dispatch
 from streams.engine.supervisor import wire_engine
+from streams.kafka.admin import replication_config
 from streams.kafka.clients import faust_broker, faust_credentials
 from streams.kafka.topics import TABLES, TableSpec, TopicSpec, topic_specs
 from streams.web.api import wire_api
@@ -91,6 +92,7 @@ def create_app(resources: Resources) -> Wiring:
             key_type=bytes,
             value_type=bytes,
             options=ROCKSDB_OPTIONS if settings.store.startswith("rocksdb") else None,
+            extra_topic_configs=replication_config(settings),
             **extra,
         )
 

@@ -50,8 +50,8 @@ class TableDeliveryLog:
     """The ``deliveries`` table seen from one input record: writes land on its partition, and
     the retry index follows every write."""
 
-    def __init__(self, table: Any, event: Any, timer: TimerState) -> None:
-        self.table, self.event, self.timer = table, event, timer
+    def __init__(self, table: Any, event: Any, timer: TimerState, producer: Any) -> None:
+        self.table, self.event, self.timer, self.producer = table, event, timer, producer
 
     def get(self, notification_id: str) -> Delivery | None:
         raw = self.table.get(notification_id.encode())
@@ -69,6 +69,9 @@ class TableDeliveryLog:
         with event_context(self.event):
             self.table.pop(nid, None)
         self.timer.index.set(nid, None, None)
+
+    async def flush(self) -> None:
+        await self.producer.flush()
 
 
 class TableNotifiedLog:
@@ -182,7 +185,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
         msg = event.message
         item = Item(
             source=Source(msg.topic, msg.partition, msg.offset, event.key, event.value),
-            log=TableDeliveryLog(w.deliveries, event, timer),
+            log=TableDeliveryLog(w.deliveries, event, timer, w.app.producer),
             notified=TableNotifiedLog(w.notified, event),
         )
         await dispatcher.handle(item)

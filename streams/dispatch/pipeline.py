@@ -195,6 +195,10 @@ class Dispatcher:
         )
         self.metrics.notification(n.channel.value, notification_outcome(delivery.status))
         record(await self._fallback(delivery), item.log, item.notified)
+        # The record is what stops a replay sending this message again: make it durable now,
+        # not at the next offset commit. From the provider's answer to here is the whole
+        # window in which a crash can send a message twice (docs/dispatch.md).
+        await item.log.flush()
         log.info(
             "notification attempted",
             step_id=alert.step_id,

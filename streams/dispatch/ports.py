@@ -24,6 +24,9 @@ class DeliveryLog(Protocol):
 
     def delete(self, notification_id: str) -> None: ...
 
+    async def flush(self) -> None:
+        """Until what was put is durable (the table's changelog acknowledged)."""
+
 
 class NotifiedLog(Protocol):
     """alerts/notified.py, per episode code."""

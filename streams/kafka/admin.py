@@ -14,6 +14,13 @@ from streams.kafka.clients import aiokafka_kwargs
 from streams.kafka.topics import topic_specs
 
 
+def replication_config(settings: Settings) -> dict[str, str]:
+    """Topic config for the cluster's durability: min.insync.replicas when replicated."""
+    if settings.topic_replication < 2:
+        return {}
+    return {"min.insync.replicas": str(settings.topic_min_insync_replicas)}
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics; return the names created. Existing ones are checked, not changed."""
     specs = topic_specs(settings)
@@ -29,7 +36,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                         s.name,
                         num_partitions=s.partitions,
                         replication_factor=settings.topic_replication,
-                        topic_configs=s.config,
+                        topic_configs={**s.config, **replication_config(settings)},
                     )
                     for s in wanted
                 ]

@@ -4,8 +4,10 @@ exactly there (``os._exit``: no cleanup, no flush, no commit, like a SIGKILL) an
 the restart makes of it.
 
 Armed only when ``MISSING_ALERTS_ENVIRONMENT=test``, by
-``MISSING_ALERTS_FAILPOINTS=name[:count],...``: the process exits the ``count``-th time (default
-the first) it reaches ``name``. Unarmed, ``failpoint`` is one dictionary lookup.
+``MISSING_ALERTS_FAILPOINTS=name[:count[:action]],...``: the ``count``-th time (default the
+first) the process reaches ``name`` it exits (``exit``, the default), or stops itself with
+SIGSTOP (``stop``: a process frozen in the middle of its work, which a test later resumes with
+SIGCONT to see what a zombie can still do). Unarmed, ``failpoint`` is one dictionary lookup.
 
 The names (docs/engine-runtime.md says what each proves):
 
@@ -21,6 +23,7 @@ The names (docs/engine-runtime.md says what each proves):
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,16 +41,20 @@ NAMES: Final = frozenset(
 EXIT_CODE: Final = 86  # tells a failpoint exit from any other
 
 
-def parse(spec: str) -> dict[str, int]:
-    """``name[:count],...`` -> name -> the hit that exits; unknown names are an error (a typo
-    would otherwise leave a test passing without its crash)."""
-    armed: dict[str, int] = {}
+def parse(spec: str) -> dict[str, tuple[int, str]]:
+    """``name[:count[:action]],...`` -> name -> (the hit that fires, the action); unknown
+    names and actions are an error (a typo would otherwise leave a test passing without its
+    crash)."""
+    armed: dict[str, tuple[int, str]] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, count = item.partition(":")
+        name, _, rest = item.partition(":")
+        count, _, action = rest.partition(":")
         if name not in NAMES:
             raise ValueError(f"unknown failpoint {name!r}; known: {', '.join(sorted(NAMES))}")
-        armed[name] = int(count) if count else 1
-        if armed[name] < 1:
+        if action not in ("", "exit", "stop"):
+            raise ValueError(f"failpoint {name!r}: the action is 'exit' or 'stop'")
+        armed[name] = (int(count) if count else 1, action or "exit")
+        if armed[name][0] < 1:
             raise ValueError(f"failpoint {name!r}: the count must be 1 or more")
     return armed
 
@@ -57,22 +64,33 @@ def _exit(name: str) -> NoReturn:
     os._exit(EXIT_CODE)
 
 
-def _from_environment() -> dict[str, int]:
+def _stop(name: str) -> None:
+    print(f"failpoint {name} reached: stopping (SIGSTOP)", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+_ACTIONS: Final[dict[str, Callable[[str], object]]] = {"exit": _exit, "stop": _stop}
+
+
+def _from_environment() -> tuple[dict[str, int], dict[str, Callable[[str], object]]]:
     if os.environ.get("MISSING_ALERTS_ENVIRONMENT") != "test":
-        return {}
-    return parse(os.environ.get("MISSING_ALERTS_FAILPOINTS", ""))
+        return {}, {}
+    parsed = parse(os.environ.get("MISSING_ALERTS_FAILPOINTS", ""))
+    return (
+        {name: count for name, (count, _) in parsed.items()},
+        {name: _ACTIONS[action] for name, (_, action) in parsed.items()},
+    )
 
 
-_ARMED: dict[str, int] = _from_environment()
+_ARMED, _ACTION = _from_environment()
 _HITS: dict[str, int] = {}
-_ACTION: dict[str, Callable[[str], object]] = {}
 
 
 def failpoint(name: str) -> None:
     if not _ARMED or name not in _ARMED:
         return
     _HITS[name] = _HITS.get(name, 0) + 1
-    if _HITS[name] >= _ARMED[name]:
+    if _HITS[name] == _ARMED[name]:  # that hit only: a stopped process carries on after
         _ACTION.get(name, _exit)(name)
 
 

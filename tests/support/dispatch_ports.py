@@ -23,6 +23,7 @@ from streams.dispatch.ports import Item, Source
 class MemoryDeliveryLog:
     records: dict[str, Delivery] = field(default_factory=dict)
     fail_put_for: set[str] = field(default_factory=set)
+    flushes: int = 0
 
     def get(self, notification_id: str) -> Delivery | None:
         return self.records.get(notification_id)
@@ -35,6 +36,9 @@ class MemoryDeliveryLog:
 
     def delete(self, notification_id: str) -> None:
         self.records.pop(notification_id, None)
+
+    async def flush(self) -> None:
+        self.flushes += 1
 
 
 @dataclass

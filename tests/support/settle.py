@@ -69,12 +69,13 @@ async def _records_between(
     not count: the consumer reads read_committed)."""
     consumer.assign([tp])
     consumer.seek(tp, start)
+    deadline = time.monotonic() + 5
     while await consumer.position(tp) < end:
         batch = await consumer.getmany(tp, timeout_ms=500)
         if any(r.offset < end for records in batch.values() for r in records):
             return True
-        if not batch and await consumer.position(tp) < end:
-            return True  # not readable yet (an open transaction): not done
+        if time.monotonic() > deadline:
+            return True  # still not readable (an open transaction): not done
     return False
 
 

@@ -108,6 +108,7 @@ async def test_each_person_gets_each_channel_once_and_is_remembered() -> None:
     ]
     assert {d.status for d in rig.ports.log.records.values()} == {"queued", "sent"}
     assert rig.ports.notified.entries["ABCD23"].people == ["dsw-day", "pl-1"]
+    assert rig.ports.log.flushes == 4  # each record durable before its record is acknowledged
     await rig.handle(dumps(alert()))  # a replay after a crash
     assert len(rig.sent_ids()) == 4
 
