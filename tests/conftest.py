@@ -16,7 +16,15 @@ from config.settings import POLICY_DIR
 from tests.support.api_keys import write_keys_file
 from tests.support.clock import TestClock
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.worker import REPO, WorkerProcess, free_port
+from tests.support.worker import REPO, WorkerProcess, free_port, reap_all
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers() -> Iterator[None]:
+    """Whatever worker a test left running (an assertion failed before its stop) is stopped
+    here, before the next test shares the broker with it."""
+    yield
+    reap_all()
 
 
 @pytest.fixture(scope="session")

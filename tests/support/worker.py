@@ -1,4 +1,8 @@
-"""Run real worker processes for integration tests: start, wait, SIGKILL, restart."""
+"""Run real worker processes for integration tests: start, wait, SIGKILL, restart.
+
+Every process started is remembered until it has exited: ``reap_all`` (an autouse fixture in
+tests/conftest.py calls it after each test) stops whatever a failed assertion left running, so
+a failing test never leaves a worker consuming from the shared broker under the next one."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+_STARTED: list[WorkerProcess] = []
 
 
 def free_port() -> int:
@@ -40,6 +45,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _STARTED.append(self)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Ready = Faust logged that the worker is ready (partitions assigned, tables recovered)."""
@@ -73,3 +79,12 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode if self.proc else None
+
+
+def reap_all() -> list[str]:
+    """Stop every worker still running; the log paths of those that were (for the report)."""
+    left = [w for w in _STARTED if w.proc is not None and w.proc.poll() is None]
+    for worker in left:
+        worker.stop()
+    _STARTED.clear()
+    return [str(w.log_path) for w in left]
