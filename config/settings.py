@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # acknowledged, then offsets committed (a crash may repeat an alert id, which dispatch
     # drops). Kept for comparison (the benchmark runs both).
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    # 0: deliver and commit every batch (lowest latency). More: hold batches this long and
+    # commit them together (streams/engine/checkpoint.py; outputs wait for the commit).
+    engine_commit_interval_s: float = Field(default=0.0, ge=0, le=60)
     # Engine batches: whatever the consumer has fetched, up to this many records. Larger batches
     # amortise the wait for Kafka acknowledgements; nothing waits to fill one.
     engine_batch_max: int = Field(default=1000, ge=1, le=100_000)

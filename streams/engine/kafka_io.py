@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -94,9 +95,10 @@ class Committer(Protocol):
 
 
 class KafkaSink:
-    """At least once: all batches' records in one produce round trip (one record batch per
-    partition), then the input offsets committed. A crash between the two replays the batch
-    against the changelog, which already holds its states (docs/engine-runtime.md).
+    """At least once: all batches' records made durable in one produce round trip (one record
+    batch per partition) as they are sent, then, at the commit, the input offsets. A crash
+    between the two replays the batch against the changelog, which already holds its states
+    (docs/engine-runtime.md).
 
     ``producer`` is an aiokafka producer made at start from the settings unless one is given
     (streams/engine/local_broker.py gives an in-memory one with the same methods)."""
@@ -111,6 +113,8 @@ class KafkaSink:
     ) -> None:
         self.settings, self.source, self.partition_counts = settings, source, partition_counts
         self.producer: Any = producer
+        self._written: Written = {}
+        self._offsets: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         if self.producer is not None:
@@ -131,16 +135,23 @@ class KafkaSink:
     async def revoked(self) -> None:
         pass
 
-    async def deliver(self, batches: Sequence[Batch]) -> Written:
+    async def send(self, batches: Sequence[Batch]) -> None:
         assert self.producer is not None
         records = [rec for batch in batches for rec in batch.records]
         written = await produce_batches_durably(self.producer, records, self.partition_counts)
+        self._written.update(written)  # offsets only grow: the latest write wins
+        for batch in batches:
+            self._offsets.update(batch.offsets)
+
+    async def commit(self) -> Written:
         failpoint("engine.after_produce_before_commit")
-        offsets = {tp: o for batch in batches for tp, o in batch.offsets.items()}
-        try:
-            await self.source.commit(offsets)
-        except Exception as exc:  # a rebalance in between: the next owner replays, harmlessly
-            log.warning("engine commit failed", error=type(exc).__name__)
+        written, self._written = self._written, {}
+        offsets, self._offsets = self._offsets, {}
+        if offsets:
+            try:
+                await self.source.commit(offsets)
+            except Exception as exc:  # a rebalance in between: the next owner replays
+                log.warning("engine commit failed", error=type(exc).__name__)
         return written
 
     async def emit(self, records: Sequence[OutRecord]) -> int:
@@ -183,11 +194,27 @@ def transactional_id(settings: Settings, partition: int) -> str:
     return f"{engine_group_id(settings)}-p{partition}"
 
 
+class _Broken(Exception):
+    """An open transaction that failed before its commit: it is started again."""
+
+
+@dataclass
+class _Open:
+    """One input partition's open transaction: what was sent in it (to send again if it
+    fails), the delivery futures, the input offsets it will commit."""
+
+    batches: list[Batch] = field(default_factory=list)
+    futures: list[tuple[tuple[str, int], list[tuple[Any, int]]]] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    broken: bool = False
+
+
 class TransactionalSink:
-    """Exactly once: each input partition's share of a batch (its outputs, its changelog
-    records, its input offsets) commits in one Kafka transaction of that partition's own
-    producer; the partitions of a batch commit concurrently. A failed attempt is aborted (or
-    its producer replaced) and retried from the start; nothing of it is ever visible."""
+    """Exactly once: each input partition's outputs, changelog records and input offsets since
+    the last commit (one batch, or all batches of a commit interval) commit in one Kafka
+    transaction of that partition's own producer; the partitions commit concurrently. A failed
+    transaction is aborted (or its producer replaced) and sent again whole; nothing of it is
+    ever visible to a read_committed reader."""
 
     def __init__(
         self,
@@ -206,6 +233,8 @@ class TransactionalSink:
         self.group_id = engine_group_id(settings)
         self._factory = producer_factory or self._aiokafka_producer
         self.producers: dict[int, Any] = {}
+        self._open: dict[int, _Open] = {}
+        self._written: Written = {}
         self.plain: Any = None  # due events and the ``outside`` topics: no transaction
 
     def _aiokafka_producer(self, transactional: str | None) -> Any:
@@ -246,54 +275,100 @@ class TransactionalSink:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
-    async def deliver(self, batches: Sequence[Batch]) -> Written:
-        written: Written = {}
-        for part in await asyncio.gather(*(self._deliver_one(b) for b in batches)):
+    async def send(self, batches: Sequence[Batch]) -> None:
+        """Hand each partition's share to its open transaction (begun here if none is): the
+        records go out at once, invisible to read_committed readers until the commit."""
+        for batch in batches:
+            outside = [rec for rec in batch.records if rec.topic in self.outside]
+            if outside:
+                self._written.update(
+                    await produce_batches_durably(self.plain, outside, self.partition_counts)
+                )
+            txn = self._open.get(batch.partition)
+            if txn is None:
+                txn = self._open[batch.partition] = _Open()
+                try:
+                    await self._begin(batch.partition)
+                except _FENCING_ERRORS as exc:
+                    raise Fenced(f"input partition {batch.partition}") from exc
+                except Exception:
+                    txn.broken = True  # the commit starts it again from the beginning
+            txn.batches.append(batch)
+            if not txn.broken:
+                try:
+                    await self._hand_over(batch.partition, txn, batch)
+                except _FENCING_ERRORS as exc:
+                    raise Fenced(f"input partition {batch.partition}") from exc
+                except Exception:
+                    txn.broken = True
+
+    async def commit(self) -> Written:
+        open_now, self._open = self._open, {}
+        written, self._written = self._written, {}
+        for part in await asyncio.gather(
+            *(self._commit_one(p, txn) for p, txn in open_now.items())
+        ):
             written.update(part)
         return written
 
-    async def _deliver_one(self, batch: Batch) -> Written:
+    async def _begin(self, partition: int) -> None:
+        await self.producers[partition].begin_transaction()
+
+    async def _hand_over(self, partition: int, txn: _Open, batch: Batch) -> None:
+        producer = self.producers[partition]
+        inside = [rec for rec in batch.records if rec.topic not in self.outside]
+        for where, records in partitioned(inside, self.partition_counts).items():
+            txn.futures.append((where, await send_batches(producer, where[0], where[1], records)))
+        txn.offsets.update(batch.offsets)
+
+    async def _commit_one(self, partition: int, txn: _Open) -> Written:
         attempt = 0
         while True:
             try:
-                return await self._transact(batch)
+                if txn.broken:
+                    raise _Broken
+                return await self._finish(partition, txn)
             except _FENCING_ERRORS as exc:
-                raise Fenced(f"input partition {batch.partition}") from exc
+                raise Fenced(f"input partition {partition}") from exc
             except Exception as exc:
                 attempt += 1
                 delay = min(5.0, 0.1 * 2**attempt)
                 log.warning(
                     "engine transaction failed, retrying",
-                    partition=batch.partition,
+                    partition=partition,
                     error=type(exc).__name__,
                     retry_in_s=delay,
                 )
-                await self._reset(batch.partition)
+                await self._reset(partition)
                 await asyncio.sleep(delay)
+                txn = await self._resend(partition, txn)
 
-    async def _transact(self, batch: Batch) -> Written:
-        outside = [rec for rec in batch.records if rec.topic in self.outside]
-        inside = [rec for rec in batch.records if rec.topic not in self.outside]
+    async def _finish(self, partition: int, txn: _Open) -> Written:
         written: Written = {}
-        if outside:
-            written.update(
-                await produce_batches_durably(self.plain, outside, self.partition_counts)
-            )
-        producer = self.producers[batch.partition]
-        await producer.begin_transaction()
-        sent = []
-        for where, records in partitioned(inside, self.partition_counts).items():
-            sent.append((where, await send_batches(producer, where[0], where[1], records)))
-        for where, futures in sent:
+        for where, futures in txn.futures:
             for future, count in futures:
                 meta = await future
                 written[where] = meta.offset + count - 1
         failpoint("engine.after_produce_before_commit")
-        offsets = {TopicPartition(t, p): o for (t, p), o in batch.offsets.items()}
+        producer = self.producers[partition]
+        offsets = {TopicPartition(t, p): o for (t, p), o in txn.offsets.items()}
         if offsets:
             await producer.send_offsets_to_transaction(offsets, self.group_id)
         await producer.commit_transaction()
         return written
+
+    async def _resend(self, partition: int, txn: _Open) -> _Open:
+        """The whole open transaction again, in a fresh one (a failure aborts all of it)."""
+        fresh = _Open(batches=list(txn.batches))
+        try:
+            await self._begin(partition)
+            for batch in fresh.batches:
+                await self._hand_over(partition, fresh, batch)
+        except _FENCING_ERRORS:
+            raise
+        except Exception:
+            fresh.broken = True
+        return fresh
 
     async def _reset(self, partition: int) -> None:
         """Abort the failed transaction; a producer in a state that cannot abort is replaced

@@ -11,7 +11,8 @@ production (streams/engine/kafka_io.py), an in-memory one in unit tests
 1. apply every record to the pure domain (streams/engine/batch.py);
 2. hand alerts, audit records, dead letters and each changed child's new state (to the
    compacted changelog topic), with the input offsets they consume, to the sink, which returns
-   once all are durable and the offsets committed;
+   once all are durable and the offsets committed (every batch, or every
+   ENGINE_COMMIT_INTERVAL_S: streams/engine/checkpoint.py);
 3. write the new states to the local store together with the changelog offset.
 
 A crash before 2 completes replays the batch; a crash after it replays it against the state
@@ -39,6 +40,7 @@ from config.settings import Settings
 from schemas.events import TimerDue
 from schemas.wire import dumps
 from streams.engine.batch import BatchResult, process_batch
+from streams.engine.checkpoint import Checkpoint
 from streams.engine.output import EngineTopics, batch_output, by_source
 from streams.engine.ports import InRecord, Restore, Sink, Source
 from streams.engine.store import StateStore
@@ -86,6 +88,7 @@ class Engine:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._on_crash = on_crash
+        self._held = Checkpoint()  # batches applied, not yet delivered (commit interval)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -114,6 +117,8 @@ class Engine:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        async with self._lock:
+            await self._flush()
         await self.source.stop()  # leaves the group: its partitions move on at once
         await self.sink.stop()
         self.store.close()
@@ -135,6 +140,7 @@ class Engine:
         # Waits for the batch in progress: it finishes, is delivered and stored, before the
         # group may hand its partitions to another engine.
         async with self._lock:
+            await self._flush()  # what is held goes out before the partitions do
             self.ready.clear()
             self.timer.valid = False
             self.owned = set()
@@ -172,26 +178,29 @@ class Engine:
             await self.step(timeout_ms=200)
 
     async def step(self, *, timeout_ms: int = 0) -> int:
-        """One poll and, if it brought records of owned partitions, one batch; the number of
-        records processed. (The loop's body; tests call it to run batch by batch.)"""
+        """One poll and, if it brought records of owned partitions, one batch applied (and,
+        when the commit interval has passed, delivered and stored); the number of records
+        applied. (The loop's body; tests call it to run batch by batch.)"""
         fetched = await self.source.poll(timeout_ms, self.settings.engine_batch_max)
-        if not fetched:
-            return 0
         async with self._lock:
             # Records fetched just before a rebalance took their partition are left to the
             # new owner (it reads from the last commit).
             mine = {p: recs for p, recs in fetched.items() if p in self.owned and recs}
             if mine:
-                await self._process(mine)
+                await self._apply(mine)
+            if self._held.due(self._seconds(), self.settings.engine_commit_interval_s):
+                await self._flush()
             return sum(len(recs) for recs in mine.values())
 
-    async def _process(self, fetched: Mapping[int, Sequence[InRecord]]) -> None:
+    async def _apply(self, fetched: Mapping[int, Sequence[InRecord]]) -> None:
         records = [rec for recs in fetched.values() for rec in recs]
         partition_of = {rec.key: rec.partition for rec in records}
-        store = self.store
+        store, held = self.store, self._held
 
         def read(key: bytes) -> bytes | None:
-            return store.get(partition_of[key], key)
+            partition = partition_of[key]
+            found, value = held.held(partition, key)
+            return value if found else store.get(partition, key)
 
         result = process_batch(
             records,
@@ -201,15 +210,28 @@ class Engine:
             skew_tolerance=self.settings.clock_skew_tolerance,
         )
         out, states = batch_output(result, self.topics, self.clock.now())
-        written = await self.sink.deliver(by_source(out, fetched))
+        # Sent now (exactly once: into the open transactions, unseen until the commit).
+        await self.sink.send(by_source(out, fetched))
+        held.add(states, result, self._seconds())
+
+    def _seconds(self) -> float:
+        return self.clock.now().timestamp()
+
+    async def _flush(self) -> None:
+        """Commit what was sent (durably, with its offsets), then store it, then index it."""
+        held, self._held = self._held, Checkpoint()
+        if not held:
+            return
+        written = await self.sink.commit()
         failpoint("engine.after_commit_before_store")
         changelog = self.topics.state_changelog
-        for partition, entries in states.items():
-            store.write(partition, entries, written[(changelog, partition)])
+        for partition, entries in held.states.items():
+            self.store.write(partition, entries, written[(changelog, partition)])
         failpoint("engine.after_store_before_poll")
-        for key, write in result.writes.items():
-            self.timer.index.set(key, write.due_at, write.due_code)
-        self._observe(result)
+        for result in held.results:
+            for key, write in result.writes.items():
+                self.timer.index.set(key, write.due_at, write.due_code)
+            self._observe(result)
 
     def _observe(self, result: BatchResult) -> None:
         """Metrics and log lines of a batch already durable: a failure here is logged, never

@@ -4,10 +4,11 @@ broker (streams/engine/kafka_io.py) and against an in-memory one (streams/engine
 that unit tests fault at will: a revocation mid-batch, a produce that half fails, a failed
 commit, a crash between phases.
 
-One batch crosses the port twice: ``Source.poll`` hands records in; ``Sink.deliver`` takes the
-batch's output records and the input offsets they consume and returns only once both are
-durable (the records acknowledged by Kafka, the offsets committed). The engine writes its local
-store after ``deliver`` returns, so the store is never ahead of the changelog topic.
+One batch crosses the port three times: ``Source.poll`` hands records in; ``Sink.send`` takes
+the batch's output records and the input offsets they consume; ``Sink.commit`` (after every
+batch, or every commit interval) returns only once all sent is durable and the offsets are
+committed. The engine writes its local store after the commit, so the store is never ahead of
+the changelog topic.
 """
 
 from __future__ import annotations
@@ -81,9 +82,13 @@ class Sink(Protocol):
     async def revoked(self) -> None:
         """The engine owns no partition any more (called after the batch in progress)."""
 
-    async def deliver(self, batches: Sequence[Batch]) -> Written:
-        """Make every batch's records durable and commit its offsets; return what was written
-        where. Retries until done: raising would move the batch on without its effects."""
+    async def send(self, batches: Sequence[Batch]) -> None:
+        """Hand every batch's records over (at least once: made durable now; exactly once:
+        sent in each input partition's open transaction) with the offsets they consume."""
+
+    async def commit(self) -> Written:
+        """Make everything sent since the last commit durable and commit its offsets; what
+        was written where. Retries until done: raising would move on without the effects."""
 
     async def emit(self, records: Sequence[OutRecord]) -> int:
         """Best effort (the timer's due events): the number of records that failed."""
