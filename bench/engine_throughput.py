@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import time
@@ -42,6 +43,7 @@ from bench.harness import (
     first_timestamp_ms,
     keys_per_partition,
     log,
+    proc_cpu_s,
     produce_fast,
     read_topic,
     register_pid,
@@ -235,6 +237,89 @@ async def run_baseline(bench: Bench, env: dict[str, str], records: int, tag: str
     }
 
 
+PEER_PY = REPO / ".venv-peer" / "bin" / "python"
+CHECKPOINT_S = 5.0  # Quix Streams' default commit interval
+
+
+async def run_peer(
+    bench: Bench, env: dict[str, str], records: int, within: float, guarantee: str
+) -> dict[str, Any]:
+    """The Quix Streams peer (bench/quix_peer.py) over the main run's events topic, timed from
+    its outputs' timestamps (their processing time) like the engine: first output to the last
+    sentinel's."""
+    bootstrap = env["MISSING_ALERTS_KAFKA_BOOTSTRAP"]
+    partitions = int(env["MISSING_ALERTS_TOPIC_PARTITIONS"])
+    sink = topic(env, f"peer-out-{guarantee}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(sink, partitions, 1)])
+    finally:
+        await admin.close()
+    sentinel_keys = {k.encode() for k in keys_per_partition(partitions, SENTINEL_PREFIX)}
+    tail = TopicTail(bootstrap, [sink], lambda key, _value: key in sentinel_keys)
+    await tail.start()
+    state_dir = bench.root / f"peer-state-{guarantee}"
+    cmd = [
+        str(PEER_PY),
+        "-m",
+        "bench.quix_peer",
+        "--bootstrap",
+        bootstrap,
+        "--source",
+        topic(env, "events"),
+        "--sink",
+        sink,
+        "--group",
+        f"{env['MISSING_ALERTS_APP_ID']}-peer-{guarantee}",
+        "--state-dir",
+        str(state_dir),
+        "--commit-interval",
+        str(CHECKPOINT_S),
+        "--guarantee",
+        guarantee,
+    ]
+    log_file = (bench.root / f"peer-{guarantee}.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        cwd=REPO,
+        stdout=log_file,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    register_pid(proc.pid)
+    watch = CpuWatch([proc.pid, *bench.our_pids()])
+    cpu0 = proc_cpu_s(proc.pid)
+    try:
+        done = await tail.wait_for(len(sentinel_keys), within)
+        cpu1 = proc_cpu_s(proc.pid)
+        cpu = watch.result()
+    finally:
+        await tail.stop()
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+        unregister_pid(proc.pid)
+        log_file.close()
+    if not done:
+        raise TimeoutError(f"peer ({guarantee}): backlog not processed within {within:.0f}s")
+    start_ms = await first_timestamp_ms(bootstrap, sink)
+    end_ms = max(r.timestamp_ms for r in tail.records)
+    seconds = (end_ms - start_ms) / 1000 if start_ms is not None else 0.0
+    counted = records - DEFAULT_BATCH
+    return {
+        "rate": counted / seconds if seconds > 0 else None,
+        "seconds": seconds,
+        "cpu_per_event_us": (cpu1 - cpu0) / records * 1e6,
+        "cpu": cpu,
+        "outputs": await _count(bootstrap, sink),
+    }
+
+
 def _fmt_mix(mix: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
@@ -254,22 +339,56 @@ async def run(bench: Bench, opts: Any) -> Result:
     # Several engine runs, each on a fresh copy of the backlog. With metrics on and off
     # interleaved (on, off, on, off, on), a drift of the machine's speed hits both sides alike;
     # the figures are medians and every run is listed. "On" is the shipped default.
-    sides = ["on", "off", "on", "off", "on"] if opts.metrics_off else ["on"] * opts.engine_runs
+    # "alo" runs are the at-least-once engine (PROCESSING_GUARANTEE=at_least_once), interleaved
+    # the same way, so exactly_once's cost is read between runs of one stretch of time.
+    if opts.metrics_off:
+        sides = ["on", "off", "alo", "on", "off", "alo", "on"]
+    else:
+        sides = ["on", "alo"] * max(1, opts.engine_runs // 2) + ["on"] * (opts.engine_runs % 2)
+    side_env = {
+        "on": {},
+        "off": {"MISSING_ALERTS_METRICS_ENABLED": "false"},
+        "alo": {"MISSING_ALERTS_PROCESSING_GUARANTEE": "at_least_once"},
+    }
+    label = {"on": "exactly_once", "off": "metrics off", "alo": "at_least_once"}
     runs: list[tuple[str, dict[str, Any]]] = []
     for i, side in enumerate(sides):
         if i == 0:
             p = prepared
         else:
-            extra_env = {"MISSING_ALERTS_METRICS_ENABLED": "false"} if side == "off" else {}
             p = await prepare(
                 bench,
-                f"{main_name}-{i + 1}-metrics-{side}",
+                f"{main_name}-{i + 1}-{side}",
                 opts.throughput_events,
                 opts.throughput_children,
-                extra_env,
+                side_env[side],
             )
-        log(f"engine_throughput: engine run {i + 1} of {len(sides)} (metrics {side})")
+        log(f"engine_throughput: engine run {i + 1} of {len(sides)} ({label[side]})")
         runs.append((side, await run_engine(bench, p, within=timeout)))
+    # At the peer's checkpoint interval: several batches per transaction.
+    log(f"engine_throughput: engine run with {CHECKPOINT_S:g} s checkpoints (exactly_once)")
+    p5 = await prepare(
+        bench,
+        f"{main_name}-checkpoint",
+        opts.throughput_events,
+        opts.throughput_children,
+        {"MISSING_ALERTS_ENGINE_COMMIT_INTERVAL_S": str(CHECKPOINT_S)},
+    )
+    checkpointed = await run_engine(bench, p5, within=timeout)
+    # The peer under both its guarantees; the engine's 5 s run is compared with the like one.
+    peers: dict[str, dict[str, Any]] = {}
+    peer_note = ""
+    if PEER_PY.exists():
+        for guarantee in ("exactly-once", "at-least-once"):
+            log(f"engine_throughput: peer, a Quix Streams app, {guarantee}, {CHECKPOINT_S:g} s")
+            try:
+                peers[guarantee] = await run_peer(
+                    bench, env, prepared["records"], timeout, guarantee
+                )
+            except Exception as exc:  # report, do not lose the run
+                peer_note += f"Peer ({guarantee}) failed: {type(exc).__name__}: {exc}. "
+    else:
+        peer_note = f"Peer skipped: {PEER_PY} is missing (scripts/bench makes it)."
     main = runs[0][1]
     log("engine_throughput: baseline loop, pass 2 (after the engine runs)")
     base_after = await run_baseline(bench, env, prepared["records"], "after")
@@ -289,14 +408,15 @@ async def run(bench: Bench, opts: Any) -> Result:
         b1 = await run_engine(bench, p1, within=max(120.0, opts.batch1_events / 100))
     on_runs = [r for side, r in runs if side == "on" and r["rate"]]
     off_runs = [r for side, r in runs if side == "off" and r["rate"]]
+    alo_runs = [r for side, r in runs if side == "alo" and r["rate"]]
     rate = statistics.median(r["rate"] for r in on_runs) if on_runs else None
     cpu_per_event = statistics.median(r["cpu_per_event_us"] for r in on_runs) if on_runs else None
     listed = "runs in order: " + ", ".join(
-        f"{r['rate']:,.0f} ({side})" for side, r in runs if r["rate"]
+        f"{r['rate']:,.0f} ({label[side]})" for side, r in runs if r["rate"]
     )
     res.add(
         Figure(
-            f"engine, default batching (per worker; median of {len(on_runs)} runs)",
+            f"engine, exactly_once (default; per worker; median of {len(on_runs)} runs)",
             rate,
             "events/s",
             f">= {TARGET_RATE:,.0f} events/s",
@@ -323,6 +443,58 @@ async def run(bench: Bench, opts: Any) -> Result:
             "{:.3f}",
         )
     )
+    if alo_runs and rate:
+        alo = statistics.median(r["rate"] for r in alo_runs)
+        res.add(Figure(f"engine, at_least_once (median of {len(alo_runs)} runs)", alo, "events/s"))
+        eos_cost = 1 - rate / alo
+        res.add(
+            Figure(
+                "exactly_once cost (1 - exactly_once / at_least_once, medians)",
+                eos_cost,
+                "",
+                "<= 10%",
+                at_most(eos_cost, 0.10),
+                fmt="{:.1%}",
+            )
+        )
+        alo_ratio = alo / baseline if baseline else None
+        res.add(Figure("engine at_least_once / baseline", alo_ratio, "ratio", fmt="{:.3f}"))
+    res.add(
+        Figure(
+            f"engine, exactly_once, {CHECKPOINT_S:g} s checkpoints",
+            checkpointed["rate"],
+            "events/s",
+            note=f"MISSING_ALERTS_ENGINE_COMMIT_INTERVAL_S={CHECKPOINT_S:g}",
+        )
+    )
+    for guarantee, peer in peers.items():
+        res.add(
+            Figure(
+                f"peer: Quix Streams app, {guarantee}, {CHECKPOINT_S:g} s checkpoints",
+                peer["rate"],
+                "events/s",
+                note=f"same decode/apply/encode per record; {peer['outputs']:,} outputs; "
+                f"CPU {peer['cpu_per_event_us']:,.0f} us per event",
+            )
+        )
+        res.cpu[f"peer {guarantee}"] = peer["cpu"]
+    like = peers.get("exactly-once")
+    if like is not None:
+        ahead = (
+            checkpointed["rate"] / like["rate"] if checkpointed["rate"] and like["rate"] else None
+        )
+        res.add(
+            Figure(
+                f"engine / peer (both exactly once, {CHECKPOINT_S:g} s checkpoints)",
+                ahead,
+                "ratio",
+                "> 1",
+                ahead > 1 if ahead is not None else None,
+                "{:.2f}",
+            )
+        )
+    if peer_note:
+        res.notes.append(peer_note)
     if b1 is not None:
         res.add(Figure("engine, MISSING_ALERTS_ENGINE_BATCH_MAX=1", b1["rate"], "events/s"))
         gain = rate / b1["rate"] if rate and b1["rate"] else None
@@ -367,7 +539,7 @@ async def run(bench: Bench, opts: Any) -> Result:
     }
     if b1 is not None:
         res.settings["batch-1 backlog"] = f"{b1['records']:,} records (smaller: it is slow)"
-    for run_ in [*(r for _, r in runs), b1]:
+    for run_ in [*(r for _, r in runs), checkpointed, b1]:
         if run_ is None:
             continue
         res.cpu[run_["name"]] = run_["cpu"]
