@@ -524,10 +524,48 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
 
 
 async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
-    """Records in ``topics`` not yet committed by ``group`` (uncommitted partitions count all)."""
+    """Records in ``topics`` not yet committed by ``group`` (uncommitted partitions count all).
+
+    A topic written in transactions (the engine's outputs) ends with a commit marker that no
+    consumer receives, so a group done with a partition may have committed just short of its
+    end: what lies between is read (read_committed), and a gap without a data record counts 0.
+    """
     ends = await end_offsets(bootstrap, topics)
     committed = await committed_offsets(bootstrap, group)
-    return sum(max(0, end - max(0, committed.get(tp, 0))) for tp, end in ends.items())
+    gaps = {tp: (max(0, committed.get(tp, 0)), end) for tp, end in ends.items()}
+    gaps = {tp: (start, end) for tp, (start, end) in gaps.items() if end > start}
+    if not gaps:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        lag = 0
+        for tp, (start, end) in gaps.items():
+            if await _holds_records(consumer, tp, start, end):
+                lag += end - start
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def _holds_records(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int
+) -> bool:
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    deadline = time.monotonic() + 5
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=500)
+        if any(r.offset < end for records in batch.values() for r in records):
+            return True
+        if time.monotonic() > deadline:
+            return True  # not readable yet (a transaction still open): not done
+    return False
 
 
 async def wait_caught_up(

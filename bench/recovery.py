@@ -79,6 +79,11 @@ async def run(bench: Any, opts: Any) -> Result:
     target = max(opts.episodes)
     if pop.open < target:
         await pop.grow_to(target)
+    # The population arrives from escalation_lateness with its last waves' alerts possibly
+    # still being dispatched: let them finish, or the wave below is not applied before its
+    # kill and the measurement would include that backlog.
+    waited = await pop.wait_applied(within=600, alerts=True)
+    log(f"recovery: population settled (dispatch caught up) after {waited:.1f} s")
     runs = [await one_restart(pop, opts, lose_disk=False)]
     if opts.recovery_rebuild:
         runs.append(await one_restart(pop, opts, lose_disk=True))
