@@ -49,12 +49,17 @@ SCENARIOS: dict[str, Scenario] = {
 }
 DOC = REPO / "docs" / "BENCHMARKS.md"
 
+# The last commit before the restructuring of issue #11 (and exactly once, #12): the full run
+# compares this code's at_least_once engine with it.
+AB_REF = "fb55d5e"
+
 # Full-run sizes fit 15 minutes on a 2-core machine; --quick shrinks them for a smoke run.
 QUICK = {
     "api_seconds": 5.0,
     "throughput_events": 20_000,
     "throughput_children": 2_000,
     "batch1_events": 500,
+    "ab_ref": "",
     "profile": False,
     "episodes": [2_000, 10_000],
     "lateness_rate": 20.0,
@@ -106,6 +111,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=3,
         help="engine runs (median reported) when --no-metrics-off; with metrics-off: 3 on, 2 off",
+    )
+    g.add_argument(
+        "--ab-ref",
+        default=AB_REF,
+        help="also run the engine of this commit, interleaved, for a same-run comparison "
+        "with earlier code ('' to skip)",
     )
     g.add_argument(
         "--batch1-events",

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -100,8 +101,9 @@ async def run_engine(
     *,
     within: float,
     profiler: profile.Profiler | None = None,
+    repo: Path = REPO,
 ) -> dict[str, Any]:
-    """One worker over a prepared backlog; returns the measurement."""
+    """One worker (of the code in ``repo``) over a prepared backlog; returns the measurement."""
     name, env, records = prepared["name"], prepared["env"], prepared["records"]
     bootstrap = env["MISSING_ALERTS_KAFKA_BOOTSTRAP"]
     batch_max = int(env.get("MISSING_ALERTS_ENGINE_BATCH_MAX", DEFAULT_BATCH))
@@ -109,7 +111,7 @@ async def run_engine(
     sentinel_keys = {k.encode() for k in keys_per_partition(partitions, SENTINEL_PREFIX)}
     tail = TopicTail(bootstrap, [topic(env, "episode-events")], lambda k, _v: k in sentinel_keys)
     await tail.start()
-    worker = Worker(env, bench.root / name / "worker.log")
+    worker = Worker(env, bench.root / name / "worker.log", repo=repo)
     worker.start()
     try:
         # Measured from spawn: the engine consumes as soon as its own group assigns it
@@ -320,6 +322,27 @@ async def run_peer(
     }
 
 
+def checkout(bench: Bench, ref: str) -> Path:
+    """A detached worktree of ``ref`` in the scratch dir (the same virtualenv runs it)."""
+    where = bench.root / f"ab-{ref}"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--force", str(where), ref],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    return where
+
+
+def uncheckout(where: Path) -> None:
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(where)],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+    )
+
+
 def _fmt_mix(mix: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
@@ -351,20 +374,32 @@ async def run(bench: Bench, opts: Any) -> Result:
         "alo": {"MISSING_ALERTS_PROCESSING_GUARANTEE": "at_least_once"},
     }
     label = {"on": "exactly_once", "off": "metrics off", "alo": "at_least_once"}
+    # Same-run A/B with earlier code (--ab-ref): its engine runs after each at_least_once run,
+    # from a checkout of that commit, on the same broker and backlog shape.
+    ref = checkout(bench, opts.ab_ref) if opts.ab_ref else None
+    if ref is not None:
+        sides = [s for side in sides for s in ([side, "ref"] if side == "alo" else [side])]
+        side_env["ref"] = {}
+        label["ref"] = f"code at {opts.ab_ref}"
     runs: list[tuple[str, dict[str, Any]]] = []
-    for i, side in enumerate(sides):
-        if i == 0:
-            p = prepared
-        else:
-            p = await prepare(
-                bench,
-                f"{main_name}-{i + 1}-{side}",
-                opts.throughput_events,
-                opts.throughput_children,
-                side_env[side],
-            )
-        log(f"engine_throughput: engine run {i + 1} of {len(sides)} ({label[side]})")
-        runs.append((side, await run_engine(bench, p, within=timeout)))
+    try:
+        for i, side in enumerate(sides):
+            if i == 0:
+                p = prepared
+            else:
+                p = await prepare(
+                    bench,
+                    f"{main_name}-{i + 1}-{side}",
+                    opts.throughput_events,
+                    opts.throughput_children,
+                    side_env[side],
+                )
+            log(f"engine_throughput: engine run {i + 1} of {len(sides)} ({label[side]})")
+            repo = ref if side == "ref" and ref is not None else REPO
+            runs.append((side, await run_engine(bench, p, within=timeout, repo=repo)))
+    finally:
+        if ref is not None:
+            uncheckout(ref)
     # At the peer's checkpoint interval: several batches per transaction.
     log(f"engine_throughput: engine run with {CHECKPOINT_S:g} s checkpoints (exactly_once)")
     p5 = await prepare(
@@ -462,6 +497,26 @@ async def run(bench: Bench, opts: Any) -> Result:
         )
         alo_ratio = alo / baseline if baseline else None
         res.add(Figure("engine at_least_once / baseline", alo_ratio, "ratio", fmt="{:.3f}"))
+        ref_runs = [r for side, r in runs if side == "ref" and r["rate"]]
+        if ref_runs:
+            was = statistics.median(r["rate"] for r in ref_runs)
+            res.add(
+                Figure(
+                    f"engine at {opts.ab_ref} (earlier code, at least once; median of "
+                    f"{len(ref_runs)} runs)",
+                    was,
+                    "events/s",
+                    note="each run right after an at_least_once run of this code",
+                )
+            )
+            res.add(
+                Figure(
+                    f"at_least_once now / at {opts.ab_ref}",
+                    alo / was,
+                    "ratio",
+                    fmt="{:.3f}",
+                )
+            )
     res.add(
         Figure(
             f"engine, exactly_once, {CHECKPOINT_S:g} s checkpoints",

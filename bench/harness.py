@@ -295,6 +295,7 @@ class Worker:
     spawned_at: float = 0.0  # wall clock of the last spawn
     spawned_mono: float = 0.0
     log_offset: int = 0  # size of the log file at the last spawn
+    repo: Path = REPO  # the code it runs (another checkout for a same-run A/B)
 
     @property
     def pid(self) -> int:
@@ -311,7 +312,7 @@ class Worker:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("MISSING_ALERTS_")}
         self.proc = subprocess.Popen(
             [PY, "-m", "streams.cli", "worker"],
-            cwd=REPO,
+            cwd=self.repo,
             env={**inherited, **self.env},
             stdout=out,
             stderr=subprocess.STDOUT,
