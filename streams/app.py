@@ -25,6 +25,7 @@ from streams.web.responders import wire_responders
 from streams.web.server import harden_web_server
 from streams.web.twilio_status import wire_twilio_status
 from streams.worker.read_committed import read_committed
+from streams.worker.rewind import rewind_uncommitted
 from streams.worker.wiring import Resources, Wiring
 
 __all__ = ["Resources", "Wiring", "create_app"]
@@ -53,6 +54,7 @@ def _topic(app: Any, spec: TopicSpec, serializer: str) -> Any:
 def create_app(resources: Resources) -> Wiring:
     register()
     read_committed()
+    rewind_uncommitted()
     settings = resources.settings
     if not resources.notifiers:
         resources.notifiers = build_notifiers(settings)

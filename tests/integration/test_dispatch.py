@@ -318,10 +318,12 @@ async def test_status_callbacks_signed_update_the_record_and_forged_are_refused(
 
 
 async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_requests(
-    worker: WorkerProcess, delivery_env: dict[str, str], twilio: FakeTwilio
+    worker: WorkerProcess, delivery_env: dict[str, str], twilio: FakeTwilio, smtp: SmtpTestServer
 ) -> None:
     """Twilio has no idempotency key: a request that reached it but whose answer we never saw
-    can be sent again after a crash. That is the whole window; this measures it."""
+    can be sent again after a crash. That is the whole window; this measures it. The worker is
+    killed before its first offset commit, so the restart must also re-fetch what Faust
+    dropped during its rebalance (streams/worker/rewind.py): every email must go too."""
     env = delivery_env
     worker.start()
     worker.wait_ready()
@@ -332,12 +334,14 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
         env, *[ev.profile(c) for c in children], *[ev.absence(c, flags=FLAGS) for c in children]
     )
     await asyncio.to_thread(wait_until, lambda: twilio.hanging >= 1, 30)
-    in_flight = {(r.to, r.body) for r in twilio.requests if r.message_sid is None}
-    answered_before_kill = accepted_sms(twilio)
+    answered_before_kill = accepted_sms(twilio)  # the queue is spent: nothing more is answered
     worker.kill()
     twilio.respond_with(Reply.ok())
     twilio.release()  # the hung requests complete at "Twilio": those phones get the SMS
     await asyncio.to_thread(wait_until, lambda: twilio.hanging == 0, 10)
+    # In flight at the crash: whatever the dead worker asked for and heard no answer to,
+    # including a request still on its way to the fake when the process died.
+    in_flight = {(r.to, r.body) for r in twilio.requests} - set(answered_before_kill)
 
     worker.start()
     worker.wait_ready(timeout=120)
@@ -349,10 +353,24 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
         for n in expected(a, env)
         if n.channel is Channel.SMS
     )
+    want_mail = {
+        (n.address, n.subject)
+        for a in alerts
+        if a["step_id"] == "high-t0"
+        for n in expected(a, env)
+        if n.channel is Channel.EMAIL
+    }
+
+    def got_mail() -> set[tuple[str, str]]:
+        return {(rcpt, m.subject) for m in smtp.messages for rcpt in m.rcpt_tos}
+
     await asyncio.to_thread(wait_until, lambda: set(accepted_sms(twilio)) >= set(want), 90)
+    await asyncio.to_thread(wait_until, lambda: got_mail() >= want_mail, 90)
     await dispatch_settled(env)
     got = accepted_sms(twilio)
     assert set(got) == set(want), "an SMS was lost"
+    assert got_mail() == want_mail, "an email was lost"
+    assert len(want_mail) == 2 * len(children)
     duplicated = {k for k, n in got.items() if n > 1}
     assert duplicated <= in_flight, "only a request in flight at the crash may be repeated"
     assert not (duplicated & set(answered_before_kill)), "an answered SMS was sent again"
