@@ -1,7 +1,8 @@
 """The SSDA903 "Missing" table from the episode audit records. Pure: records in, rows out.
 
 Columns as the return expects them: CHILD, DOB, MISSING (M/A, the category the episode ends
-with), MIS_START (date last seen), MIS_END (date returned, blank while open); dates dd/mm/yyyy.
+with), MIS_START (date last seen), MIS_END (date returned, blank while open); dates dd/mm/yyyy,
+Europe/London calendar dates.
 Return home interview offered/accepted (Ofsted Annex A) go to a second table keyed the same way.
 """
 
@@ -10,14 +11,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from schemas.common import authority_of, split_child_ref
 
 SSDA903_COLUMNS = ("CHILD", "DOB", "MISSING", "MIS_START", "MIS_END")
 RHI_COLUMNS = ("CHILD", "MIS_START", "RHI_OFFERED", "RHI_OFFERED_DATE", "RHI_ACCEPTED")
+# The return is made to the DfE by English councils: its dates are calendar dates in England,
+# whatever the UTC instant says (an instant between 00:00 and 00:59 BST is the previous UTC day).
+RETURN_TZ = ZoneInfo("Europe/London")
 
 
 @dataclass
@@ -84,38 +89,69 @@ def eighteenth_birthday(dob: date) -> date:
         return date(dob.year + 18, 3, 1)
 
 
+def local_date(value: datetime) -> date:
+    """The calendar date in England, which the return is judged on: a child last seen at
+    00:30 BST on 1 July (23:30 UTC on 30 June) went missing on 1 July."""
+    return value.astimezone(RETURN_TZ).date()
+
+
 def select_periods(
     periods: Iterable[Period], dobs: dict[str, date], start: date, end: date
 ) -> Export:
-    """Periods overlapping [start, end], checked against the return's validation rules."""
+    """Periods overlapping [start, end] (Europe/London dates), checked against the return's
+    validation rules (docs/ssda903.md): nothing from the 18th birthday on, no period ending
+    before it starts or before the child was born, no overlaps. Returns copies; the input
+    periods are not changed."""
     out = Export(periods=[])
     by_child: dict[str, list[Period]] = {}
     for p in sorted(periods, key=lambda p: (p.child, p.start)):
-        p_end = p.end.date() if p.end else None
         dob = dobs.get(p.child)
-        if dob is not None and p_end is None and eighteenth_birthday(dob) <= end:
-            p_end = eighteenth_birthday(dob)
-            p.end = datetime.combine(p_end, datetime.min.time(), tzinfo=p.start.tzinfo)
-        if p.start.date() > end or (p_end is not None and p_end < start):
+        p = _at_eighteen(p, dob, end) if dob is not None else replace(p)
+        p_start, p_end = local_date(p.start), local_date(p.end) if p.end else None
+        if p_start > end or (p_end is not None and p_end < start):
             continue
-        if dob is None:
+        reason = _left_out(p, p_start, p_end, dob)
+        if reason == "" and dob is None:
             out.warnings.append(f"{p.child} {p.code}: no profile, DOB unknown")
-        elif p.start.date() < dob:
-            out.warnings.append(f"{p.child} {p.code}: MIS_START before DOB, left out")
-            continue
         previous = by_child.setdefault(p.child, [])
-        if previous and (previous[-1].end is None or p.start < previous[-1].end):
-            out.warnings.append(f"{p.child} {p.code}: overlaps {previous[-1].code}, left out")
+        if reason == "" and previous and (previous[-1].end is None or p.start < previous[-1].end):
+            reason = f"overlaps {previous[-1].code}"
+        if reason:
+            out.warnings.append(f"{p.child} {p.code}: {reason}, left out")
             continue
         previous.append(p)
         out.periods.append(p)
     return out
 
 
+def _at_eighteen(p: Period, dob: date, report_end: date) -> Period:
+    """A copy of ``p`` that ends on the 18th birthday if it crosses it: the child stops being
+    looked after that day. An open period is closed so only once the birthday falls within
+    the return (until then it is still open on the return's last day)."""
+    adult = eighteenth_birthday(dob)
+    if local_date(p.start) >= adult:
+        return replace(p)
+    crosses = local_date(p.end) > adult if p.end else adult <= report_end
+    if not crosses:
+        return replace(p)
+    return replace(p, end=datetime.combine(adult, time.min, tzinfo=RETURN_TZ))
+
+
+def _left_out(p: Period, p_start: date, p_end: date | None, dob: date | None) -> str:
+    """Why a period may not appear on the return ("" if it may)."""
+    if dob is not None and p_start >= eighteenth_birthday(dob):
+        return "MIS_START on or after the 18th birthday"
+    if dob is not None and p_start < dob:
+        return "MIS_START before DOB"
+    if p_end is not None and p_end < p_start:
+        return "MIS_END before MIS_START"
+    return ""
+
+
 def _d(value: date | datetime | None) -> str:
     if value is None:
         return ""
-    return (value.date() if isinstance(value, datetime) else value).strftime("%d/%m/%Y")
+    return (local_date(value) if isinstance(value, datetime) else value).strftime("%d/%m/%Y")
 
 
 def of_authority(periods: Iterable[Period], authority: str, default_authority: str) -> list[Period]:

@@ -161,3 +161,88 @@ def test_repeat_episodes_do_not_overlap() -> None:
     ends = [p.end for p in export.periods]
     starts = [p.start for p in export.periods]
     assert all(e is not None and e <= s for e, s in zip(ends[:-1], starts[1:], strict=True))
+
+
+# -- Europe/London calendar dates and the 18th birthday (issue 13) --------------------------
+
+YEAR = (date(2026, 4, 1), date(2027, 3, 31))
+
+
+def period(child: str, start: datetime, end: datetime | None = None, code: str = "E1") -> Any:
+    from streams.ssda903.export import Period
+
+    return Period(child=child, code=code, start=start, category_code="M", end=end)
+
+
+def rows(periods: list[Any], dobs: dict[str, date]) -> list[str]:
+    return ssda903_csv(select_periods(periods, dobs, *YEAR), dobs).splitlines()[1:]
+
+
+def test_dates_are_london_calendar_dates_in_summer_time() -> None:
+    # 23:30 UTC on 30 June is 00:30 BST on 1 July; 23:10 UTC on 1 July is 00:10 on 2 July.
+    p = period(
+        "C6",
+        datetime(2026, 6, 30, 23, 30, tzinfo=UTC),
+        datetime(2026, 7, 1, 23, 10, tzinfo=UTC),
+    )
+    assert rows([p], {"C6": date(2012, 5, 5)}) == ["C6,05/05/2012,M,01/07/2026,02/07/2026"]
+
+
+def test_in_winter_london_and_utc_dates_agree() -> None:
+    p = period("C7", datetime(2026, 12, 1, 23, 30, tzinfo=UTC), None)
+    assert rows([p], {"C7": date(2012, 5, 5)}) == ["C7,05/05/2012,M,01/12/2026,"]
+
+
+def test_the_reporting_year_is_cut_on_london_dates() -> None:
+    # 23:30 UTC on 31 March 2027 is already 1 April in London (BST from 28 March): next year.
+    p = period("C8", datetime(2027, 3, 31, 23, 30, tzinfo=UTC), None)
+    assert rows([p], {"C8": date(2012, 5, 5)}) == []
+    # and 23:30 UTC on 31 March 2026 started this year, on 1 April.
+    q = period("C8", datetime(2026, 3, 31, 23, 30, tzinfo=UTC), None, code="E2")
+    assert rows([q], {"C8": date(2012, 5, 5)}) == ["C8,05/05/2012,M,01/04/2026,"]
+
+
+def test_a_period_starting_on_or_after_the_18th_birthday_is_left_out_with_a_warning() -> None:
+    dob = date(2008, 7, 1)
+    on = period("C9", datetime(2026, 6, 30, 23, 30, tzinfo=UTC))  # 00:30 BST on the birthday
+    export = select_periods([on], {"C9": dob}, *YEAR)
+    assert export.periods == []
+    assert "on or after the 18th birthday" in export.warnings[0]
+
+
+def test_an_open_period_crossing_the_18th_birthday_ends_on_it_never_before_it_starts() -> None:
+    dob = date(2008, 7, 1)
+    before = period("C10", datetime(2026, 6, 29, 20, 0, tzinfo=UTC))
+    assert rows([before], {"C10": dob}) == ["C10,01/07/2008,M,29/06/2026,01/07/2026"]
+
+
+def test_a_closed_period_crossing_the_18th_birthday_ends_on_it() -> None:
+    dob = date(2008, 7, 1)
+    p = period(
+        "C11",
+        datetime(2026, 6, 29, 20, 0, tzinfo=UTC),
+        datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
+    )
+    assert rows([p], {"C11": dob}) == ["C11,01/07/2008,M,29/06/2026,01/07/2026"]
+
+
+def test_an_open_period_whose_birthday_is_after_the_year_stays_open() -> None:
+    dob = date(2009, 7, 1)  # 18 in July 2027, after this return
+    p = period("C12", datetime(2027, 3, 1, 20, 0, tzinfo=UTC))
+    assert rows([p], {"C12": dob}) == ["C12,01/07/2009,M,01/03/2027,"]
+
+
+def test_no_period_ends_before_it_starts() -> None:
+    p = period(
+        "C13",
+        datetime(2026, 9, 2, 20, 0, tzinfo=UTC),
+        datetime(2026, 9, 1, 20, 0, tzinfo=UTC),
+    )
+    export = select_periods([p], {"C13": date(2012, 1, 1)}, *YEAR)
+    assert export.periods == [] and "MIS_END before MIS_START" in export.warnings[0]
+
+
+def test_selection_leaves_its_input_unchanged() -> None:
+    p = period("C14", datetime(2026, 6, 29, 20, 0, tzinfo=UTC))
+    select_periods([p], {"C14": date(2008, 7, 1)}, *YEAR)
+    assert p.end is None
