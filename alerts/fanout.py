@@ -13,20 +13,28 @@ from datetime import timedelta
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, uuid5
 
-from alerts.ack_links import sign_link
+from alerts.ack_links import sign_link, sign_rhi_link
 from alerts.rota import GapKind, Recipient, resolve_roles
 from alerts.templates import alert_context, render
 from config.policy import Policy
-from schemas.alerts import Alert, Channel, Notification
+from schemas.alerts import Alert, AlertKind, Channel, Notification
 
 
 @dataclass(frozen=True)
 class Links:
-    """How signed acknowledgement links in messages are made."""
+    """How signed links in messages are made: acknowledgement links (``/a/``) expire with
+    ``ttl``; return home interview links (``/r/``) last ``rhi_ttl``, as an interview is often
+    recorded days after the reminder."""
 
     base_url: str
     secret: bytes
     ttl: timedelta = timedelta(hours=48)
+    rhi_ttl: timedelta = timedelta(days=14)
+
+
+# Alerts about a return home interview link to its form: acknowledging a closed episode means
+# nothing, recording the interview is what stops the overdue step.
+RHI_KINDS = frozenset({AlertKind.RHI_REMINDER, AlertKind.RHI_OVERDUE})
 
 
 def notification_id(alert: Alert, person_id: str, channel: Channel) -> str:
@@ -109,12 +117,7 @@ def _message(
     context: dict[str, Any],
     links: Links,
 ) -> Notification:
-    # One-click acknowledgement link, signed for this person and this episode; its expiry
-    # derives from the alert so a replay renders byte-identical messages.
-    token = sign_link(
-        links.secret, alert.episode_code, rec.person_id, alert.occurred_at + links.ttl
-    )
-    context["link"] = f"{links.base_url.rstrip('/')}/a/{token}"
+    context["link"] = _link(alert, rec.person_id, links)
     subject, body = render(policy.templates, alert, channel, context)
     nid = notification_id(alert, rec.person_id, channel)
     return Notification(
@@ -130,6 +133,17 @@ def _message(
         subject=subject,
         body=body,
     )
+
+
+def _link(alert: Alert, person_id: str, links: Links) -> str:
+    """Signed for this person and this episode; the expiry derives from the alert, so a replay
+    renders byte-identical messages."""
+    base = links.base_url.rstrip("/")
+    if alert.kind in RHI_KINDS:
+        expires = alert.occurred_at + links.rhi_ttl
+        return f"{base}/r/{sign_rhi_link(links.secret, alert.episode_code, person_id, expires)}"
+    token = sign_link(links.secret, alert.episode_code, person_id, alert.occurred_at + links.ttl)
+    return f"{base}/a/{token}"
 
 
 def fan_out(alert: Alert, policy: Policy, links: Links) -> list[Notification]:

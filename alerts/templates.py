@@ -3,12 +3,12 @@ so no template can put a name, address or medical note into an SMS even by mista
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.policy import Templates
-from schemas.alerts import Alert, Channel
+from schemas.alerts import Alert, Channel, RepeatCount
 from schemas.common import Category, split_child_ref
 
 SMS_PREFIX = "MISSING-ALERT:"
@@ -41,9 +41,29 @@ def alert_context(
         "link": "",  # each message gets its own signed link (alerts/fanout.py)
         "profile_missing": alert.profile_missing,
         "local_authority": alert.local_authority or "unknown",
-        "rhi_due": "",
-        "reason": "third missing episode within 30 days",
+        "rhi_due": _local(alert.rhi_due_at, zone) if alert.rhi_due_at else "(not known)",
+        "reason": _repeat_reason(alert.repeat),
     }
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _window(window: timedelta) -> str:
+    days, rest = divmod(int(window.total_seconds()), 86_400)
+    if rest == 0:
+        return f"{days} day" if days == 1 else f"{days} days"
+    hours = int(window.total_seconds() // 3600)
+    return f"{hours} hour" if hours == 1 else f"{hours} hours"
+
+
+def _repeat_reason(repeat: RepeatCount | None) -> str:
+    """The policy's own count and window, as the engine counted them."""
+    if repeat is None:
+        return "repeated episodes"
+    return f"{_ordinal(repeat.episodes)} episode missing or away within {_window(repeat.window)}"
 
 
 def render(

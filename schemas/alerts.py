@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from schemas.common import Category, Envelope, EpisodeCode, Instant, Tier
 
@@ -29,6 +30,17 @@ class Channel(StrEnum):
 
 
 _Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RepeatCount(BaseModel):
+    """What called a strategy meeting: this many episodes starting within this window (the
+    policy's rule, counted by the engine), so the message says what happened, not a fixed
+    phrase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    episodes: int = Field(ge=1, le=10_000)
+    window: timedelta
 
 
 class Alert(Envelope):
@@ -59,6 +71,13 @@ class Alert(Envelope):
     last_seen_at: Instant
     reported_at: Instant = Field(description="When the absence was reported (latency base).")
     profile_missing: bool = False
+    returned_at: Instant | None = Field(
+        default=None, description="When the child came back (return notice, RHI steps)."
+    )
+    rhi_due_at: Instant | None = Field(
+        default=None, description="When the return home interview is due: return + policy."
+    )
+    repeat: RepeatCount | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from streams.web.carer_page import wire_carer_page
 from streams.web.deliveries import wire_deliveries
 from streams.web.metrics import wire_metrics
 from streams.web.responders import wire_responders
+from streams.web.rhi_form import wire_rhi_form
 from streams.web.server import harden_web_server
 from streams.web.twilio_status import wire_twilio_status
 from streams.worker.read_committed import read_committed
@@ -134,6 +135,7 @@ def create_app(resources: Resources) -> Wiring:
     wire_carer_page(wiring, resources)
     api = wire_api(wiring, resources)
     wire_responders(wiring, resources, api)
+    wire_rhi_form(wiring, resources, api)
     wire_deliveries(wiring, resources, api)
     wire_metrics(wiring, resources)
     harden_web_server(app, settings)

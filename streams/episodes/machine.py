@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from config.policy import Policy, Role, Step
-from schemas.alerts import Alert, AlertKind, Channel
+from schemas.alerts import Alert, AlertKind, Channel, RepeatCount
 from schemas.common import Category, RiskFlag, authority_of
 from schemas.events import (
     AbsenceReported,
@@ -163,11 +163,12 @@ class _Run:
         template: str,
         due_at: datetime | None = None,
         once: bool = True,
+        repeat: RepeatCount | None = None,
     ) -> bool:
         """Emit one alert; ``once`` ids are remembered so they can never be sent twice."""
         if once and step_id in episode.fired:
             return False
-        alert = self._build_alert(episode, step_id, kind, roles, channels, template)
+        alert = self._build_alert(episode, step_id, kind, roles, channels, template, repeat)
         self.effects.alerts.append(alert)
         if once:
             episode.fired[step_id] = self.now
@@ -193,9 +194,12 @@ class _Run:
         roles: tuple[str, ...],
         channels: tuple[Channel, ...],
         template: str,
+        repeat: RepeatCount | None = None,
     ) -> Alert:
         profile = self.state.profile
         alert_id = f"{episode.code}:{step_id}"
+        returned_at = episode.returned_at
+        rhi_within = self.policy.escalation.return_home_interview.due_within
         return Alert(
             event_id=self.derived_id(f"alert:{alert_id}"),
             occurred_at=self.now,
@@ -221,6 +225,9 @@ class _Run:
             last_seen_at=episode.last_seen_at,
             reported_at=episode.reported_at,
             profile_missing=profile is None,
+            returned_at=returned_at,
+            rhi_due_at=returned_at + rhi_within if returned_at else None,
+            repeat=repeat,
         )
 
 
@@ -575,6 +582,7 @@ def _check_repeat(run: _Run, episode: Episode) -> None:
             roles=_role_names(rule.roles),
             channels=rule.channels,
             template=rule.template,
+            repeat=RepeatCount(episodes=len(earlier) + 1, window=rule.window),
         )
 
 

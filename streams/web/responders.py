@@ -24,6 +24,9 @@ from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope
 from streams.web.episode_view import episode_view, find_episode
+from streams.web.link_pages import INVALID_LINK as _INVALID_LINK
+from streams.web.link_pages import html_response as _html
+from streams.web.link_pages import page as _page
 from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
@@ -38,28 +41,6 @@ def _twiml(message: str) -> str:
     )
 
 
-_STYLE = "font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em"
-# The pages behind links carry the link's token in their URL: no referrer, no caching, no
-# framing, no scripts; the one form posts back to this origin.
-_LINK_PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
-
-
-def _page(title: str, text: str, extra: str = "") -> str:
-    return (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title><body style='{_STYLE}'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{extra}"
-    )
-
-
 def _confirm_page(code: str, token: str) -> str:
     button = (
         f'<form method=post action="/a/{html.escape(token)}">'
@@ -71,16 +52,6 @@ def _confirm_page(code: str, token: str) -> str:
         "Unacknowledged steps of its escalation then stop."
     )
     return _page(f"Acknowledge episode {code}?", text, button)
-
-
-_INVALID_LINK = _page(
-    "Link not valid",
-    "This link is invalid or has expired. Reply ACK and the episode code to the SMS instead.",
-)
-
-
-def _html(view: Any, body: str, status: int = 200) -> Any:
-    return view.html(body, status=status, headers=dict(_LINK_PAGE_HEADERS))
 
 
 def wire_responders(w: Wiring, r: Resources, api: Api) -> None:

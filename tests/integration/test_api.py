@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
+from alerts.ack_links import sign_link, sign_rhi_link
+from config.settings import Settings
 from tests.integration.test_escalation import wait_alerts
 from tests.support.api_keys import secret
 from tests.support.fake_twilio import FakeTwilio
@@ -440,3 +443,66 @@ async def test_openapi_document_lists_every_route(client: Client) -> None:
         "/v1/children/{ref}/profile",
     }
     assert "AbsenceReported" in doc["components"]["schemas"]
+
+
+async def test_the_rhi_link_records_the_interview_from_its_form_only(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    """Issue 13: the reminder's "Record it" link was an acknowledgement link, which does
+    nothing on a closed episode. Now it opens a form; only the form's POST records."""
+    code = await open_episode(client, api_env, "R1")
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/returns",
+        "carer",
+        {"child_ref": "R1", "returned_at": "2026-11-28T15:00:00Z", "reporter": {"role": "carer"}},
+    )
+    assert status == 202
+    await engine_settled(api_env)
+    key = Settings().link_key
+    now = datetime.now(UTC)
+    path = f"/r/{sign_rhi_link(key, code, 'dsw-day', now + timedelta(days=1))}"
+    status, page, headers = await client.call("GET", path, None)
+    assert status == 200 and "offered_on" in page and "method=post" in page
+    assert (
+        headers["Cache-Control"] == "no-store"
+        and "default-src 'none'" in (headers["Content-Security-Policy"])
+    )
+    # Refused: another kind of link, a tampered or expired one, and hostile bodies.
+    ack_path = f"/r/{sign_link(key, code, 'dsw-day', now + timedelta(days=1))}"
+    expired = f"/r/{sign_rhi_link(key, code, 'dsw-day', now - timedelta(seconds=1))}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    tomorrow = (now + timedelta(days=2)).date().isoformat()
+    for bad_path, data, want, says in [
+        (ack_path, b"offered_on=2026-11-28", 403, "Link not valid"),
+        (path + "x", b"offered_on=2026-11-28", 403, "Link not valid"),
+        (expired, b"offered_on=2026-11-28", 403, "Link not valid"),
+        (path, f"offered_on={tomorrow}".encode(), 400, "offered_on"),
+        (path, b"offered_on=0001-01-01", 400, "offered_on"),
+        (path, b"offered_on=2026-11-28&accepted=maybe", 400, "accepted"),
+        (path, b"offered_on=%ff%fe", 400, "UTF-8"),
+        (path, b"offered_on=" + b"[" * 60_000, 400, "too large"),
+    ]:
+        status, page, _ = await client.call("POST", bad_path, None, data=data, headers=form)
+        assert (status, says in page) == (want, True), (bad_path, data[:40], status, page)
+    today = now.date().isoformat()
+    data = f"offered_on={today}&accepted=yes".encode()
+    status, page, _ = await client.call("POST", path, None, data=data, headers=form)
+    assert status == 200 and "is recorded" in page
+    status, _, _ = await client.call("POST", path, None, data=data, headers=form)  # a retry
+    assert status == 200
+    await engine_settled(api_env)
+    records = await read_topic(
+        api_env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        f"{api_env['MISSING_ALERTS_TOPIC_PREFIX']}.episode-events",
+        until=10_000,
+        within=3,
+    )
+    recorded = [
+        r
+        for r in records
+        if r["episode_code"] == code and r["action"] == "return_interview_recorded"
+    ]
+    assert [(r["detail"]["offered_on"], r["detail"]["accepted"]) for r in recorded] == [
+        (today, True)
+    ]
