@@ -24,9 +24,7 @@ from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope
 from streams.web.episode_view import episode_view, find_episode
-from streams.web.link_pages import INVALID_LINK as _INVALID_LINK
-from streams.web.link_pages import html_response as _html
-from streams.web.link_pages import page as _page
+from streams.web.link_pages import INVALID_LINK, html_response, page
 from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import get_logger
 
@@ -51,7 +49,7 @@ def _confirm_page(code: str, token: str) -> str:
         f"Press the button to record that you have seen episode {code} and are responding. "
         "Unacknowledged steps of its escalation then stop."
     )
-    return _page(f"Acknowledge episode {code}?", text, button)
+    return page(f"Acknowledge episode {code}?", text, button)
 
 
 def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
@@ -108,18 +106,18 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
         async def get(self, request: Any, token: str) -> Any:
             claim = verify_link(settings.link_key, token, r.clock.now())
             if claim is None:
-                return _html(self, _INVALID_LINK, status=403)
+                return html_response(self, INVALID_LINK, status=403)
             if w.episode_codes.get(claim.episode_code.encode()) is None:
-                return _html(self, _page("Unknown episode", "No such episode."), status=404)
-            return _html(self, _confirm_page(claim.episode_code, token))
+                return html_response(self, page("Unknown episode", "No such episode."), status=404)
+            return html_response(self, _confirm_page(claim.episode_code, token))
 
         async def post(self, request: Any, token: str) -> Any:
             claim = verify_link(settings.link_key, token, r.clock.now())
             if claim is None:
-                return _html(self, _INVALID_LINK, status=403)
+                return html_response(self, INVALID_LINK, status=403)
             raw = w.episode_codes.get(claim.episode_code.encode())
             if raw is None:
-                return _html(self, _page("Unknown episode", "No such episode."), status=404)
+                return html_response(self, page("Unknown episode", "No such episode."), status=404)
             ack = Acknowledgement(
                 event_id=uuid5(NAMESPACE_URL, f"missing-alerts:link:{token}"),
                 occurred_at=r.clock.now(),
@@ -131,10 +129,12 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
             try:
                 await api.produce(w.events, ack.child_ref, ack)
             except ApiError:
-                return _html(self, _page("Try again", "Could not record it just now."), status=503)
+                return html_response(
+                    self, page("Try again", "Could not record it just now."), status=503
+                )
             log.info("acknowledged by link", episode_code=ack.episode_code, child_ref=ack.child_ref)
             text = f"Episode {claim.episode_code} is acknowledged. Thank you."
-            return _html(self, _page("Acknowledged", text))
+            return html_response(self, page("Acknowledged", text))
 
     @w.app.page(INBOUND_SMS_PATH)
     class InboundSms(faust.web.View):  # type: ignore[misc]

@@ -98,8 +98,10 @@ def wire_rhi_form(w: Wiring, r: Resources, api: Api) -> None:
         return r.clock.now().astimezone(zone).date()
 
     def child_of(code: str) -> str | None:
-        raw = w.episode_codes.get(code.encode())
-        return bytes(raw).decode() if raw is not None else None
+        try:
+            return api.child_for_code(code)
+        except ApiError:
+            return None
 
     @w.app.page("/r/{token}")
     class RhiForm(faust.web.View):  # type: ignore[misc]

@@ -95,6 +95,19 @@ def expected(alert: dict[str, Any], env: dict[str, str]) -> list[Any]:
     )
 
 
+def expected_first_step(
+    alerts: list[dict[str, Any]], env: dict[str, str], channel: Channel
+) -> list[Any]:
+    """Every message of the alerts' first step (high-t0) on ``channel``."""
+    return [
+        n
+        for a in alerts
+        if a["step_id"] == "high-t0"
+        for n in expected(a, env)
+        if n.channel is channel
+    ]
+
+
 async def first_alert(env: dict[str, str], child: str) -> dict[str, Any]:
     alerts = await wait_alerts(env, lambda a: any(x["child_ref"] == child for x in a))
     return next(a for a in alerts if a["child_ref"] == child)
@@ -172,13 +185,7 @@ async def test_twilio_outage_then_recovery_delivers_each_sms_exactly_once(
         env, *[ev.profile(c) for c in children], *[ev.absence(c, flags=FLAGS) for c in children]
     )
     alerts = await wait_alerts(env, lambda a: {x["child_ref"] for x in a} >= set(children))
-    want = Counter(
-        (n.address, n.body)
-        for a in alerts
-        if a["step_id"] == "high-t0"
-        for n in expected(a, env)
-        if n.channel is Channel.SMS
-    )
+    want = Counter((n.address, n.body) for n in expected_first_step(alerts, env, Channel.SMS))
     await asyncio.to_thread(
         wait_until, lambda: sum(accepted_sms(twilio).values()) >= sum(want.values()), 60
     )
@@ -202,13 +209,7 @@ async def test_a_hung_sms_holds_only_its_own_message(
         env, *[ev.profile(c) for c in children], *[ev.absence(c, flags=FLAGS) for c in children]
     )
     alerts = await wait_alerts(env, lambda a: {x["child_ref"] for x in a} >= set(children))
-    want = {
-        (n.address, n.body)
-        for a in alerts
-        if a["step_id"] == "high-t0"
-        for n in expected(a, env)
-        if n.channel is Channel.SMS
-    }
+    want = {(n.address, n.body) for n in expected_first_step(alerts, env, Channel.SMS)}
     others = {w for w in want if w[0] != liaison}
     assert others and len(want - others) == 3
     # Everyone else's SMS arrives while the liaison's three requests hang.
@@ -346,20 +347,8 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
     worker.start()
     worker.wait_ready(timeout=120)
     alerts = await wait_alerts(env, lambda a: {x["child_ref"] for x in a} >= set(children))
-    want = Counter(
-        (n.address, n.body)
-        for a in alerts
-        if a["step_id"] == "high-t0"
-        for n in expected(a, env)
-        if n.channel is Channel.SMS
-    )
-    want_mail = {
-        (n.address, n.subject)
-        for a in alerts
-        if a["step_id"] == "high-t0"
-        for n in expected(a, env)
-        if n.channel is Channel.EMAIL
-    }
+    want = Counter((n.address, n.body) for n in expected_first_step(alerts, env, Channel.SMS))
+    want_mail = {(n.address, n.subject) for n in expected_first_step(alerts, env, Channel.EMAIL)}
 
     def got_mail() -> set[tuple[str, str]]:
         return {(rcpt, m.subject) for m in smtp.messages for rcpt in m.rcpt_tos}
