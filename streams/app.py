@@ -25,6 +25,7 @@ from streams.web.responders import wire_responders
 from streams.web.rhi_form import wire_rhi_form
 from streams.web.server import harden_web_server
 from streams.web.twilio_status import wire_twilio_status
+from streams.worker.commit_offsets import commit_past_markers
 from streams.worker.read_committed import read_committed
 from streams.worker.rewind import rewind_uncommitted
 from streams.worker.wiring import Resources, Wiring
@@ -56,6 +57,7 @@ def create_app(resources: Resources) -> Wiring:
     register()
     read_committed()
     rewind_uncommitted()
+    commit_past_markers()
     settings = resources.settings
     if not resources.notifiers:
         resources.notifiers = build_notifiers(settings)

@@ -364,3 +364,59 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
     assert duplicated <= in_flight, "only a request in flight at the crash may be repeated"
     assert not (duplicated & set(answered_before_kill)), "an answered SMS was sent again"
     print(f"in flight at SIGKILL: {len(in_flight)}, duplicated: {len(duplicated)} of {len(want)}")
+
+
+async def _one_alert_per_transaction(env: dict[str, str], alerts: list[dict[str, Any]]) -> None:
+    """As the engine writes them at its busiest: every alert its own transaction, so a commit
+    marker follows each one on ``alerts``."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        transactional_id=f"{env['MISSING_ALERTS_APP_ID']}-test-writer",
+        enable_idempotence=True,
+    )
+    await producer.start()
+    try:
+        for alert in alerts:
+            async with producer.transaction():
+                await producer.send(
+                    f"{env['MISSING_ALERTS_TOPIC_PREFIX']}.alerts",
+                    json.dumps(alert).encode(),
+                    key=alert["child_ref"].encode(),
+                )
+    finally:
+        await producer.stop()
+
+
+async def test_dispatch_commits_past_transaction_markers_as_it_goes(
+    worker: WorkerProcess, delivery_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    """Faust's own commit rule moved past one transaction per commit (about 3 s), so with an
+    alert per transaction the group fell further behind what it had sent, and a restart
+    replayed all of it (streams/worker/commit_offsets.py). Once everything is sent, the
+    committed offsets must reach the end within a few commit intervals, not one per alert."""
+    env = delivery_env
+    worker.start()
+    worker.wait_ready()
+    await produce(env, ev.profile("M00"), ev.absence("M00", flags=FLAGS))
+    template = await first_alert(env, "M00")
+    clones = [
+        {
+            **template,
+            "child_ref": f"M{i:02d}",
+            "alert_id": f"{template['alert_id']}-m{i:02d}",
+            "episode_code": f"{template['episode_code'][:-2]}{i:02d}",
+        }
+        for i in range(1, 61)
+    ]
+    await _one_alert_per_transaction(env, clones)
+    want = Counter(
+        (n.address, n.body) for n in expected_first_step([template, *clones], env, Channel.SMS)
+    )
+    await asyncio.to_thread(
+        wait_until, lambda: sum(accepted_sms(twilio).values()) >= sum(want.values()), 90
+    )
+    assert accepted_sms(twilio) == want  # every alert sent once
+    # 61 transactions over 2 partitions: the old rule needed about 30 commits per partition.
+    await dispatch_settled(env, within=20)
