@@ -42,6 +42,7 @@ def alert_context(
         "profile_missing": alert.profile_missing,
         "local_authority": alert.local_authority or "unknown",
         "rhi_due": _local(alert.rhi_due_at, zone) if alert.rhi_due_at else "(not known)",
+        "returned": _local(alert.returned_at, zone) if alert.returned_at else "(not known)",
         "reason": _repeat_reason(alert.repeat),
     }
 

@@ -5,7 +5,7 @@ How it is timed (the same way for both, from Kafka record timestamps, i.e. the p
 process's clock on this machine):
 
 - start = the first output record (smallest CreateTime over the pipeline's output topics);
-- end = for the engine, the ``ignored``/``no_open_episode`` audit record of a sentinel event
+- end = for the engine, the ``return_held`` audit record of a sentinel event
   produced last on every partition (one return naming no episode, for a child with none);
   records of a partition are processed in order, so when all sentinel records exist, the whole
   backlog has been applied and its effects acknowledged. For the baseline, the last output

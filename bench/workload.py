@@ -194,8 +194,8 @@ def mixed_backlog(
 
 def sentinels(keys: list[str], at: datetime | None = None) -> list[dict[str, Any]]:
     """A return naming no episode for a child with none: the engine records exactly one
-    ``ignored`` (``no_open_episode``) record for it. One per partition, produced last, marks
-    the moment that partition's backlog has been processed."""
+    ``return_held`` record for it (held for an absence that never comes). One per partition,
+    produced last, marks the moment that partition's backlog has been processed."""
     when = at or datetime.now(UTC)
     return [returned(key, when, None) for key in keys]
 

@@ -86,6 +86,15 @@ class Notice(_Strict):
     template: str
 
 
+class LateReport(_Strict):
+    """Who hears of an episode recorded after the child was already back (one notice, no
+    ladder: docs/episode-engine.md)."""
+
+    roles: tuple[Role, ...] = Field(default=(Role.DUTY_SOCIAL_WORKER,), min_length=1)
+    channels: tuple[Channel, ...] = Field(default=(Channel.EMAIL,), min_length=1)
+    template: str = "late_report"
+
+
 class ReturnHomeInterview(_Strict):
     due_within: Duration
     reminder_after: Duration
@@ -115,6 +124,7 @@ class EscalationPolicy(_Strict):
     return_notice: Notice
     return_home_interview: ReturnHomeInterview
     repeat_episodes: RepeatEpisodes
+    late_report: LateReport = Field(default_factory=LateReport)
     tier_raised_template: str = "tier_raised"
 
     @field_validator("tiers")
@@ -135,6 +145,7 @@ class EscalationPolicy(_Strict):
             used.update((name, c) for c in rhi.channels)
         used.update((self.return_notice.template, c) for c in self.return_notice.channels)
         used.update((self.repeat_episodes.template, c) for c in self.repeat_episodes.channels)
+        used.update((self.late_report.template, c) for c in self.late_report.channels)
         return used
 
 

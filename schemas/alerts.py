@@ -21,6 +21,7 @@ class AlertKind(StrEnum):
     RHI_REMINDER = "rhi_reminder"
     RHI_OVERDUE = "rhi_overdue"
     STRATEGY_MEETING = "strategy_meeting"
+    LATE_REPORT = "late_report"
     DELIVERY_FAILED = "delivery_failed"
 
 

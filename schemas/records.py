@@ -20,6 +20,8 @@ RecordAction = Literal[
     "acknowledged",
     "closed",
     "return_interview_recorded",
+    "amended",
+    "return_held",
     "ignored",
 ]
 

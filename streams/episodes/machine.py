@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from config.policy import Policy, Role, Step
-from schemas.alerts import Alert, AlertKind, Channel, RepeatCount
-from schemas.common import Category, RiskFlag, authority_of
+from schemas.alerts import AlertKind, Channel, RepeatCount
+from schemas.common import RiskFlag
 from schemas.events import (
     AbsenceReported,
     Acknowledgement,
@@ -32,9 +31,10 @@ from schemas.events import (
     ReturnReported,
     TimerDue,
 )
-from schemas.records import EpisodeRecord, RecordAction
 from streams.episodes import ladder as timing
-from streams.episodes.risk import Assessment, assess_risk
+from streams.episodes import late, timeline
+from streams.episodes.risk import Assessment
+from streams.episodes.run import Action, Run, iso, unique
 from streams.episodes.state import (
     ACKNOWLEDGERS_CAP,
     NO_EPISODE,
@@ -43,6 +43,7 @@ from streams.episodes.state import (
     ChildState,
     Effects,
     Episode,
+    Fact,
     Renotify,
     episode_code_for,
     seen_key,
@@ -50,16 +51,11 @@ from streams.episodes.state import (
 
 __all__ = ["Due", "apply", "next_due", "next_due_at"]
 
-# Fixed namespace: changing it would change every derived id and defeat replay de-duplication.
-_ID_NAMESPACE: Final = uuid5(NAMESPACE_URL, "urn:missing-alerts:episode-engine")
-
 RETURNED_STEP_ID: Final = "returned"
 REPEAT_STEP_ID: Final = "repeat-strategy-meeting"
 # Closed episodes are kept this long beyond the longest look-back window, so an absence reported
 # late (last seen days ago) still counts the episodes before it.
 RETENTION_SLACK: Final = timedelta(days=7)
-
-Action = RecordAction
 
 
 class Due(NamedTuple):
@@ -82,7 +78,7 @@ def apply(
         current = ChildState(child_ref=event.child_ref)
     else:
         current = state if reuse_state else state.model_copy(deep=True)
-    run = _Run(current, event, now, policy)
+    run = Run(current, event, now, policy)
     if event.child_ref != current.child_ref:
         run.ignore(NO_EPISODE, "wrong_child")
     else:
@@ -118,123 +114,10 @@ def next_due_at(state: ChildState, policy: Policy) -> datetime | None:
     return due.at if due is not None else None
 
 
-# ------------------------------------------------------------------------------ effects
-
-
-class _Run:
-    """One apply call: the state being changed, and the effects with ids derived from the event."""
-
-    def __init__(self, state: ChildState, event: InputEvent, now: datetime, policy: Policy):
-        self.state = state
-        self.event = event
-        self.now = now
-        self.policy = policy
-        self.effects = Effects()
-
-    def derived_id(self, discriminator: str) -> UUID:
-        return uuid5(_ID_NAMESPACE, f"{self.event.event_id}|{discriminator}")
-
-    def record(
-        self, code: str, action: Action, *, id_key: str | None = None, **detail: Any
-    ) -> None:
-        index = len(self.effects.records)
-        self.effects.records.append(
-            EpisodeRecord(
-                event_id=self.derived_id(id_key or f"record:{index}:{action}"),
-                occurred_at=self.now,
-                child_ref=self.event.child_ref,
-                episode_code=code,
-                action=action,
-                detail={"event_type": self.event.type, **detail},
-            )
-        )
-
-    def ignore(self, code: str, reason: str, **detail: Any) -> None:
-        self.record(code, "ignored", reason=reason, **detail)
-
-    def alert(
-        self,
-        episode: Episode,
-        *,
-        step_id: str,
-        kind: AlertKind,
-        roles: tuple[str, ...],
-        channels: tuple[Channel, ...],
-        template: str,
-        due_at: datetime | None = None,
-        once: bool = True,
-        repeat: RepeatCount | None = None,
-    ) -> bool:
-        """Emit one alert; ``once`` ids are remembered so they can never be sent twice."""
-        if once and step_id in episode.fired:
-            return False
-        alert = self._build_alert(episode, step_id, kind, roles, channels, template, repeat)
-        self.effects.alerts.append(alert)
-        if once:
-            episode.fired[step_id] = self.now
-        episode.notified_roles.extend(r for r in _unique(roles) if r not in episode.notified_roles)
-        self.record(
-            episode.code,
-            "step_fired",
-            step_id=step_id,
-            alert_id=alert.alert_id,
-            kind=kind.value,
-            tier=episode.tier.value,
-            roles=list(roles),
-            channels=[c.value for c in channels],
-            due_at=_iso(due_at),
-        )
-        return True
-
-    def _build_alert(
-        self,
-        episode: Episode,
-        step_id: str,
-        kind: AlertKind,
-        roles: tuple[str, ...],
-        channels: tuple[Channel, ...],
-        template: str,
-        repeat: RepeatCount | None = None,
-    ) -> Alert:
-        profile = self.state.profile
-        alert_id = f"{episode.code}:{step_id}"
-        returned_at = episode.returned_at
-        rhi_within = self.policy.escalation.return_home_interview.due_within
-        return Alert(
-            event_id=self.derived_id(f"alert:{alert_id}"),
-            occurred_at=self.now,
-            child_ref=self.state.child_ref,
-            alert_id=alert_id,
-            kind=kind,
-            episode_code=episode.code,
-            step_id=step_id,
-            tier=episode.tier,
-            category=episode.category,
-            roles=roles,
-            channels=channels,
-            template=template,
-            # With no profile yet, the authority the reference names: the child's own duty
-            # team is told, not the default authority's.
-            local_authority=(
-                profile.local_authority
-                if profile
-                else authority_of(self.state.child_ref, self.policy.rota.default_local_authority)
-            ),
-            police_force=profile.police_force if profile else None,
-            initials=profile.initials if profile else None,
-            last_seen_at=episode.last_seen_at,
-            reported_at=episode.reported_at,
-            profile_missing=profile is None,
-            returned_at=returned_at,
-            rhi_due_at=returned_at + rhi_within if returned_at else None,
-            repeat=repeat,
-        )
-
-
 # ----------------------------------------------------------------------------- dispatch
 
 
-def _handle(run: _Run, event: InputEvent) -> None:
+def _handle(run: Run, event: InputEvent) -> None:
     match event:
         case ChildProfile():
             _on_profile(run, event)
@@ -254,7 +137,7 @@ def _handle(run: _Run, event: InputEvent) -> None:
             pass  # the catch-up phase fires whatever is due, whichever episode the timer named
 
 
-def _record_duplicate(run: _Run) -> None:
+def _record_duplicate(run: Run) -> None:
     code = _named_episode(run.event) or (
         run.state.open_episode.code if run.state.open_episode else None
     )
@@ -296,7 +179,7 @@ def _prune(state: ChildState, now: datetime, policy: Policy) -> None:
 # ---------------------------------------------------------------------------- handlers
 
 
-def _on_profile(run: _Run, event: ChildProfile) -> None:
+def _on_profile(run: Run, event: ChildProfile) -> None:
     state, episode = run.state, run.state.open_episode
     if state.profile is not None and event.occurred_at < state.profile.occurred_at:
         if episode is not None:
@@ -307,10 +190,10 @@ def _on_profile(run: _Run, event: ChildProfile) -> None:
         return
     received = episode.profile_missing
     episode.profile_missing = False
-    _absorb(run, episode, "updated", {"kind": "profile", "profile_received": received})
+    _absorb(run, episode, None, "updated", {"kind": "profile", "profile_received": received})
 
 
-def _on_check_in(run: _Run, event: CheckIn) -> None:
+def _on_check_in(run: Run, event: CheckIn) -> None:
     episode = run.state.open_episode
     if episode is None:
         run.state.last_seen_at = _latest(run.state.last_seen_at, event.seen_at)
@@ -319,46 +202,94 @@ def _on_check_in(run: _Run, event: CheckIn) -> None:
         episode.code,
         "sighting",
         source="check_in",
-        seen_at=_iso(event.seen_at),
+        seen_at=iso(event.seen_at),
         present_at_placement=event.present_at_placement,
         reporter_role=event.reporter.role,
     )
 
 
-def _on_absence(run: _Run, event: AbsenceReported) -> None:
-    episode = run.state.open_episode
-    if episode is None:
-        _open(run, event)
-        return
-    _absorb(
-        run,
-        episode,
-        "updated",
-        {"kind": "absence", "reporter_role": event.reporter.role},
-        category=event.category,
-        added_flags=event.reported_flags,
-        immediate_danger=event.immediate_danger,
+def _on_absence(run: Run, event: AbsenceReported) -> None:
+    """By when it happened: a report made while a known episode was under way belongs to it;
+    else a held return may show the child is already back; else, made before a later known
+    episode began with no return between, it is that episode's earlier start; else the child
+    is missing now and it opens an episode (never overlapping the last return)."""
+    state = run.state
+    fact = Fact(
+        event_id=event.event_id,
+        at=event.occurred_at,
         last_seen_at=event.last_seen_at,
-    )
-
-
-def _on_update(run: _Run, event: EpisodeUpdate) -> None:
-    episode = _target_open_episode(run, event.episode_code)
-    if episode is None:
-        return
-    action: Action = "sighting" if event.kind == "sighting" else "updated"
-    _absorb(
-        run,
-        episode,
-        action,
-        {"kind": event.kind, "source": "update", "reporter_role": event.reporter.role},
         category=event.category,
-        added_flags=event.added_flags,
+        flags=event.reported_flags,
         immediate_danger=event.immediate_danger,
     )
+    known = timeline.containing(state, event.occurred_at)
+    if known is None:
+        # Not before the last return the reporter could have known of.
+        floor = timeline.previous_end(state, event.occurred_at)
+        start = max(event.last_seen_at, floor) if floor else event.last_seen_at
+        later = timeline.next_after(state, event.occurred_at)
+        limit = later.last_seen_at if later is not None else None
+        code = episode_code_for(event.child_ref, event.event_id)
+        held = late.take_held(run, start, limit, code)
+        if held is not None:
+            reason = "past_episode" if later is not None else "returned_before_reported"
+            role, how = held.reporter_role, held.how
+            late.record_closed(
+                run, [fact], held.returned_at, how, role, reason=reason, not_before=floor
+            )
+            return
+        if later is None:
+            _open(run, [fact], event.reporter.role, not_before=floor)
+            return
+        known = later
+    detail = {"kind": "absence", "reporter_role": event.reporter.role}
+    _merge(run, known, fact, "updated", detail)
 
 
-def _on_acknowledgement(run: _Run, event: Acknowledgement) -> None:
+def _on_update(run: Run, event: EpisodeUpdate) -> None:
+    """An update naming an episode goes to it (a closed one only if it happened before the
+    return); one naming none goes to the episode under way when it happened, else the open one."""
+    state, code, at = run.state, event.episode_code, event.occurred_at
+    episode = (
+        _named(state, code)
+        if code is not None
+        else (timeline.containing(state, at) or state.open_episode)
+    )
+    if episode is None:
+        run.ignore(code or NO_EPISODE, "unknown_episode" if code else "no_open_episode")
+        return
+    if episode.returned_at is not None and at >= episode.returned_at:
+        run.ignore(episode.code, "episode_closed", occurred_at=iso(at))
+        return
+    fact = Fact(
+        event_id=event.event_id,
+        at=at,
+        category=event.category,
+        flags=event.added_flags,
+        immediate_danger=event.immediate_danger,
+    )
+    action: Action = "sighting" if event.kind == "sighting" else "updated"
+    detail = {"kind": event.kind, "source": "update", "reporter_role": event.reporter.role}
+    _merge(run, episode, fact, action, detail)
+
+
+def _named(state: ChildState, code: str | None) -> Episode | None:
+    episode = state.open_episode
+    if code is None:
+        return episode
+    if episode is not None and episode.code == code:
+        return episode
+    return state.closed_episode(code)
+
+
+def _merge(run: Run, episode: Episode, fact: Fact, action: Action, detail: dict[str, Any]) -> None:
+    if episode is run.state.open_episode:
+        _absorb(run, episode, fact, action, detail)
+    else:
+        late.amend(run, episode, fact, detail)
+
+
+def _on_acknowledgement(run: Run, event: Acknowledgement) -> None:
     episode = _target_open_episode(run, event.episode_code)
     if episode is None:
         return
@@ -380,13 +311,27 @@ def _on_acknowledgement(run: _Run, event: Acknowledgement) -> None:
     )
 
 
-def _on_return(run: _Run, event: ReturnReported) -> None:
-    episode = _target_open_episode(run, event.episode_code)
-    if episode is not None:
-        _close(run, episode, event)
+def _on_return(run: Run, event: ReturnReported) -> None:
+    """A return ends the episode it names, or the one under way at its time; one that fits no
+    episode is held for the absence it ends (streams/episodes/late.py)."""
+    state, code = run.state, event.episode_code
+    if code is not None:
+        episode = _named(state, code)
+        if episode is None:
+            run.ignore(code, "unknown_episode")
+            return
+    else:
+        episode = timeline.containing(state, event.returned_at)
+        if episode is None:
+            late.hold(run, event)
+            return
+    if episode is state.open_episode:
+        _end_open(run, episode, event)
+    else:
+        late.reclose(run, episode, event)
 
 
-def _on_return_interview(run: _Run, event: ReturnInterviewRecorded) -> None:
+def _on_return_interview(run: Run, event: ReturnInterviewRecorded) -> None:
     state, code = run.state, event.episode_code
     detail: dict[str, Any] = {
         "offered_on": event.offered_on.isoformat(),
@@ -403,7 +348,7 @@ def _on_return_interview(run: _Run, event: ReturnInterviewRecorded) -> None:
     run.record(code, "return_interview_recorded", first=first, **detail)
 
 
-def _target_open_episode(run: _Run, code: str | None) -> Episode | None:
+def _target_open_episode(run: Run, code: str | None) -> Episode | None:
     """The open episode an event is about, or None after recording why it was ignored."""
     episode = run.state.open_episode
     if episode is not None and code in (None, episode.code):
@@ -420,76 +365,37 @@ def _target_open_episode(run: _Run, code: str | None) -> Episode | None:
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _open(run: _Run, event: AbsenceReported) -> None:
+def _open(run: Run, facts: list[Fact], reporter_role: str, **extra: Any) -> Episode:
     state = run.state
-    previous = state.last_closed()
-    if previous is not None and previous.returned_at and event.occurred_at < previous.returned_at:
-        # Reported before the child last came back: it belongs to an episode already closed.
-        run.ignore(previous.code, "report_predates_return", reporter_role=event.reporter.role)
-        return
-    last_seen_at, adjusted = _not_before_last_return(state, event.last_seen_at)
-    assessment = _assess(run, event.reported_flags, event.immediate_danger, last_seen_at)
-    episode = Episode(
-        code=episode_code_for(event.child_ref, event.event_id),
-        opened_by_event=event.event_id,
-        reported_at=event.occurred_at,
-        last_seen_at=last_seen_at,
-        category=event.category,
-        tier=assessment.tier,
-        assessed_tier=assessment.tier,
-        flags=event.reported_flags,
-        immediate_danger=event.immediate_danger,
-        profile_missing=state.profile is None,
-    )
-    state.open_episode = episode
-    run.record(
-        episode.code,
-        "opened",
-        tier=assessment.tier.value,
-        reasons=list(assessment.reasons),
-        category=episode.category.value,
-        category_code=episode.category.code,
-        last_seen_at=_iso(episode.last_seen_at),
-        last_seen_adjusted=adjusted,
-        reported_at=_iso(episode.reported_at),
-        profile_missing=episode.profile_missing,
-        flags=_flag_names(episode.flags),
-        immediate_danger=episode.immediate_danger,
-        reporter_role=event.reporter.role,
-    )
+    built = late.build(run, facts, not_before=extra.pop("not_before", None))
+    episode = state.open_episode = built.episode
+    run.record(episode.code, "opened", **extra, **late.opened_detail(built, reporter_role))
     _fire_ladder(run, episode)
     _check_repeat(run, episode)
+    return episode
 
 
 def _absorb(
-    run: _Run,
-    episode: Episode,
-    action: Action,
-    detail: dict[str, Any],
-    *,
-    category: Category | None = None,
-    added_flags: frozenset[RiskFlag] = frozenset(),
-    immediate_danger: bool = False,
-    last_seen_at: datetime | None = None,
+    run: Run, episode: Episode, fact: Fact | None, action: Action, detail: dict[str, Any]
 ) -> None:
-    """Merge new information into the open episode, record it, and escalate if the tier rose."""
-    old_category = episode.category
-    new_flags = added_flags - episode.flags
-    episode.flags = episode.flags | added_flags
-    episode.immediate_danger = episode.immediate_danger or immediate_danger
-    if category is not None:
-        episode.category = category
-    moved = last_seen_at is not None and _move_last_seen_earlier(run.state, episode, last_seen_at)
-    assessment = _assess(run, episode.flags, episode.immediate_danger, episode.last_seen_at)
+    """Merge new information into the open episode, record it, and escalate if the tier rose.
+    The start only ever moves earlier (facts are only added): later would re-time steps
+    already sent."""
+    old_category, old_flags, old_start = episode.category, episode.flags, episode.last_seen_at
+    if fact is not None:
+        floor = timeline.previous_end(run.state, episode.last_seen_at, besides=episode)
+        timeline.derive(episode, timeline.with_fact(episode, fact), floor)
+    moved = episode.last_seen_at < old_start
+    assessment = run.assess(episode.flags, episode.immediate_danger, episode.last_seen_at)
     episode.assessed_tier = assessment.tier
     run.record(
         episode.code,
         action,
         **detail,
-        added_flags=_flag_names(new_flags),
-        immediate_danger=immediate_danger,
+        added_flags=_flag_names(episode.flags - old_flags),
+        immediate_danger=fact is not None and fact.immediate_danger,
         last_seen_moved_earlier=moved,
-        last_seen_at=_iso(episode.last_seen_at),
+        last_seen_at=iso(episode.last_seen_at),
         assessed_tier=assessment.tier.value,
     )
     if episode.category != old_category:
@@ -503,37 +409,7 @@ def _absorb(
         _raise_tier(run, episode, assessment)
 
 
-def _move_last_seen_earlier(state: ChildState, episode: Episode, reported: datetime) -> bool:
-    """Only earlier: later would re-time steps already sent; earlier is the safer reading."""
-    candidate, _ = _not_before_last_return(state, reported)
-    if candidate >= episode.last_seen_at:
-        return False
-    episode.last_seen_at = candidate
-    return True
-
-
-def _not_before_last_return(state: ChildState, last_seen_at: datetime) -> tuple[datetime, bool]:
-    """Periods of one child may not overlap (SSDA903): clamp to the previous return."""
-    previous = state.last_closed()
-    if previous is None or previous.returned_at is None or last_seen_at >= previous.returned_at:
-        return last_seen_at, False
-    return previous.returned_at, True
-
-
-def _assess(
-    run: _Run, flags: frozenset[RiskFlag], immediate_danger: bool, last_seen_at: datetime
-) -> Assessment:
-    return assess_risk(
-        run.policy.risk,
-        profile=run.state.profile,
-        reported_flags=flags,
-        immediate_danger=immediate_danger,
-        last_seen_at=last_seen_at,
-        previous_episode_starts=[e.last_seen_at for e in run.state.recent_episodes],
-    )
-
-
-def _raise_tier(run: _Run, episode: Episode, assessment: Assessment) -> None:
+def _raise_tier(run: Run, episode: Episode, assessment: Assessment) -> None:
     """Move onto the higher ladder at once; tell everyone concerned exactly once.
 
     New-ladder steps already elapsed fire now and carry the news to their own roles. A tier_raised
@@ -553,7 +429,7 @@ def _raise_tier(run: _Run, episode: Episode, assessment: Assessment) -> None:
     silenced = timing.silenced_steps(ladder, episode, run.now)
     covered = {role.value for step in firing for role in step.roles}
     told = [*episode.notified_roles, *_role_names(r for s in silenced for r in s.roles)]
-    roles = tuple(r for r in _unique(told) if r not in covered)
+    roles = tuple(r for r in unique(told) if r not in covered)
     if roles:
         run.alert(
             episode,
@@ -567,7 +443,7 @@ def _raise_tier(run: _Run, episode: Episode, assessment: Assessment) -> None:
         _fire_step(run, episode, step)
 
 
-def _check_repeat(run: _Run, episode: Episode) -> None:
+def _check_repeat(run: Run, episode: Episode) -> None:
     """The count-th episode (counting this one) starting within the window calls a meeting."""
     rule = run.policy.escalation.repeat_episodes
     start = episode.last_seen_at
@@ -586,10 +462,29 @@ def _check_repeat(run: _Run, episode: Episode) -> None:
         )
 
 
-def _close(run: _Run, episode: Episode, event: ReturnReported) -> None:
-    state, now = run.state, run.now
+def _end_open(run: Run, episode: Episode, event: ReturnReported) -> None:
+    """Close the open episode; if the return lies between two of its reports they were two
+    absences: the earlier is closed, the later is (or stays) the open one."""
     # A return cannot precede the absence nor lie in the future; clamp, and say so.
-    returned_at = max(episode.last_seen_at, min(event.returned_at, now))
+    returned_at = max(episode.last_seen_at, min(event.returned_at, run.now))
+    parts = timeline.split(timeline.facts_of(episode), returned_at)
+    if parts is None:
+        _close(run, episode, event, returned_at)
+        return
+    before, after = parts
+    if any(f.event_id == episode.opened_by_event for f in after):
+        timeline.derive(episode, after, returned_at)
+        run.record(episode.code, "amended", reason="split", **late.dates(episode))
+        late.record_closed(run, before, returned_at, event.how, event.reporter.role, reason="split")
+        return
+    floor = timeline.previous_end(run.state, episode.last_seen_at, besides=episode)
+    timeline.derive(episode, before, floor)
+    _close(run, episode, event, max(returned_at, episode.last_seen_at))
+    _open(run, after, event.reporter.role, split_from=episode.code, not_before=returned_at)
+
+
+def _close(run: Run, episode: Episode, event: ReturnReported, returned_at: datetime) -> None:
+    state, now = run.state, run.now
     episode.returned_at, episode.closed_at = returned_at, now
     episode.returned_how = event.how
     episode.renotify = None
@@ -600,9 +495,9 @@ def _close(run: _Run, episode: Episode, event: ReturnReported) -> None:
         episode.code,
         "closed",
         how=event.how,
-        returned_at=_iso(returned_at),
+        returned_at=iso(returned_at),
         returned_at_adjusted=returned_at != event.returned_at,
-        last_seen_at=_iso(episode.last_seen_at),
+        last_seen_at=iso(episode.last_seen_at),
         category=episode.category.value,
         category_code=episode.category.code,
         tier=episode.tier.value,
@@ -624,7 +519,8 @@ def _close(run: _Run, episode: Episode, event: ReturnReported) -> None:
 # ------------------------------------------------------------------------------ firing
 
 
-def _fire_due(run: _Run) -> None:
+def _fire_due(run: Run) -> None:
+    late.expire_held(run)
     episode = run.state.open_episode
     if episode is not None:
         _fire_ladder(run, episode)
@@ -633,13 +529,13 @@ def _fire_due(run: _Run) -> None:
         _fire_rhi(run, closed)
 
 
-def _fire_ladder(run: _Run, episode: Episode) -> None:
+def _fire_ladder(run: Run, episode: Episode) -> None:
     ladder = timing.ladder_for(episode, run.policy.escalation)
     for step in timing.due_steps(ladder, episode, run.now):
         _fire_step(run, episode, step)
 
 
-def _fire_step(run: _Run, episode: Episode, step: Step) -> None:
+def _fire_step(run: Run, episode: Episode, step: Step) -> None:
     fired = run.alert(
         episode,
         step_id=step.id,
@@ -659,7 +555,7 @@ def _fire_step(run: _Run, episode: Episode, step: Step) -> None:
         )
 
 
-def _fire_renotify(run: _Run, episode: Episode) -> None:
+def _fire_renotify(run: Run, episode: Episode) -> None:
     """At most one re-notify per apply: a late timer must not send a burst of repeats."""
     ladder = timing.ladder_for(episode, run.policy.escalation)
     due = timing.renotify_due_at(ladder, episode)
@@ -680,7 +576,7 @@ def _fire_renotify(run: _Run, episode: Episode) -> None:
     episode.renotify = target.model_copy(update={"count": count, "base_at": run.now})
 
 
-def _fire_rhi(run: _Run, episode: Episode) -> None:
+def _fire_rhi(run: Run, episode: Episode) -> None:
     for step in timing.due_rhi(episode, run.policy.escalation, run.now):
         returned_at = episode.returned_at
         run.alert(
@@ -701,17 +597,9 @@ def _role_names(roles: Iterable[Role]) -> tuple[str, ...]:
     return tuple(role.value for role in roles)
 
 
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
 def _flag_names(flags: frozenset[RiskFlag]) -> list[str]:
     return sorted(f.value for f in flags)
 
 
 def _latest(current: datetime | None, candidate: datetime) -> datetime:
     return candidate if current is None or candidate > current else current
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final, Literal
 from uuid import UUID
 
@@ -34,6 +34,13 @@ NO_EPISODE: Final = "NONE"
 SEEN_EVENT_IDS_CAP: Final = 64
 RECENT_EPISODES_CAP: Final = 32
 ACKNOWLEDGERS_CAP: Final = 16
+HELD_RETURNS_CAP: Final = 8
+FACTS_CAP: Final = 16
+
+# How late information may arrive and still be placed by when it happened (docs/episode-engine.md
+# "Late and out-of-order information"): a return that fits no known episode is held this long
+# for the absence it ends.
+LATENESS_BOUND: Final = timedelta(days=7)
 
 
 def seen_key(event_id: UUID) -> str:
@@ -66,6 +73,22 @@ class Renotify(BaseModel):
     count: int = Field(default=0, ge=0, description="Re-notifies of this step sent so far.")
 
 
+class Fact(BaseModel):
+    """One absence report or update of an episode, kept so the episode can be re-derived when
+    information arrives out of order: its start is the earliest last-seen of its reports, its
+    category the latest one stated, and a return that turns out to lie between two reports
+    splits it (streams/episodes/timeline.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID
+    at: datetime = Field(description="When it was reported (the event's occurred_at).")
+    last_seen_at: datetime | None = Field(default=None, description="Absence reports only.")
+    category: Category | None = None
+    flags: frozenset[RiskFlag] = frozenset()
+    immediate_danger: bool = False
+
+
 class Episode(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,10 +116,32 @@ class Episode(BaseModel):
     returned_how: Literal["returned", "found"] | None = None
     rhi_offered_on: date | None = None
     rhi_accepted: bool | None = None
+    late: bool = Field(
+        default=False,
+        description="Recorded after the child was known to be back: no ladder, one notice.",
+    )
+    facts: list[Fact] = Field(
+        default_factory=list,
+        description="The reports and updates it is made of, by when they happened (event time).",
+    )
 
     @property
     def acknowledged(self) -> bool:
         return bool(self.acknowledged_by)
+
+
+class HeldReturn(BaseModel):
+    """A return that arrived before the absence it ends: kept until that absence arrives (or
+    the lateness bound passes), so the episode still closes at the right time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID
+    episode_code: str | None
+    returned_at: datetime
+    how: Literal["returned", "found"]
+    reporter_role: str
+    held_at: datetime
 
 
 class ChildState(BaseModel):
@@ -113,6 +158,7 @@ class ChildState(BaseModel):
         default_factory=list,
         description="Bounded window of processed event ids (seen_key form), for dedupe.",
     )
+    held_returns: list[HeldReturn] = Field(default_factory=list)
 
     def closed_episode(self, code: str) -> Episode | None:
         return next((e for e in self.recent_episodes if e.code == code), None)

@@ -73,6 +73,12 @@ def fold_records(records: Iterable[dict[str, Any]]) -> dict[str, Period]:
             offered = detail.get("offered_on")
             period.rhi_offered_on = date.fromisoformat(offered) if offered else None
             period.rhi_accepted = detail.get("accepted")
+        elif action == "amended":
+            # Late or out-of-order information re-derived the episode (docs/episode-engine.md):
+            # its dates and category as they now stand.
+            period.start = _dt(detail.get("last_seen_at")) or period.start
+            period.end = _dt(detail.get("returned_at"))
+            period.category_code = str(detail.get("category_code", period.category_code))
         elif action == "updated" and detail.get("last_seen_moved_earlier"):
             # The clock moved earlier; the final value arrives with "closed". While open, keep
             # the earliest start we can know of.

@@ -11,7 +11,7 @@ from config.policy import Ladder, Role
 from schemas.alerts import AlertKind, Channel
 from schemas.common import Category, RiskFlag, Tier
 from streams.episodes.machine import apply, next_due, next_due_at
-from streams.episodes.state import NO_EPISODE, SEEN_EVENT_IDS_CAP, ChildState
+from streams.episodes.state import LATENESS_BOUND, NO_EPISODE, SEEN_EVENT_IDS_CAP, ChildState
 from tests.unit.episode_helpers import (
     CHILD,
     T0,
@@ -466,9 +466,11 @@ class TestReturn:
         effects = driver.send(rhi(T0, "ZZZZZZ"), T0)
         assert detail_of(effects, "ignored")["reason"] == "unknown_episode"
 
-    def test_return_before_last_seen_is_clamped_and_recorded(self) -> None:
+    def test_return_naming_the_episode_before_last_seen_is_clamped_and_recorded(self) -> None:
         driver = opened()
-        effects = driver.send(returned(T0 - hours(2), T0 + hours(1)), T0 + hours(1))
+        effects = driver.send(
+            returned(T0 - hours(2), T0 + hours(1), code=driver.code), T0 + hours(1)
+        )
         detail = detail_of(effects, "closed")
         assert detail["returned_at"] == T0.isoformat()
         assert detail["returned_at_adjusted"] is True
@@ -478,12 +480,18 @@ class TestReturn:
         effects = driver.send(returned(T0 + hours(3), T0 + hours(3)), T0 + hours(1))
         assert detail_of(effects, "closed")["returned_at"] == (T0 + hours(1)).isoformat()
 
-    def test_return_without_open_episode_is_ignored(self) -> None:
+    def test_return_without_any_episode_is_held_then_expires_with_a_record(self) -> None:
         driver = Driver()
         effects = driver.send(returned(T0), T0)
-        assert [(r.action, r.episode_code, r.detail["reason"]) for r in effects.records] == [
-            ("ignored", NO_EPISODE, "no_open_episode")
+        assert [(r.action, r.episode_code) for r in effects.records] == [
+            ("return_held", NO_EPISODE)
         ]
+        assert effects.alerts == []
+        later = driver.tick(T0 + LATENESS_BOUND)
+        assert [(r.action, r.detail["reason"]) for r in later.records] == [
+            ("ignored", "return_without_absence")
+        ]
+        assert driver.state is not None and driver.state.held_returns == []
 
     def test_return_before_anyone_was_told_sends_no_notice(self) -> None:
         driver = Driver(policy=small_policy())
@@ -575,16 +583,17 @@ class TestRobustness:
         assert effects.records == [] and effects.alerts == []
         assert driver.state is not None and driver.state.profile is not None
 
-    def test_absence_reported_before_the_last_return_is_ignored(self) -> None:
+    def test_absence_reported_before_the_last_return_amends_that_episode(self) -> None:
         driver = opened()
         code = driver.code
         driver.send(returned(T0 + hours(2)), T0 + hours(2))
-        stale = absence(T0 + minutes(30), T0 + hours(1))
+        stale = absence(T0 + minutes(30), T0 + hours(1), category=Category.AWAY)
         effects = driver.send(stale, T0 + hours(3))
-        assert [(r.episode_code, r.detail["reason"]) for r in effects.records] == [
-            (code, "report_predates_return")
+        assert [(r.action, r.episode_code, r.detail["reason"]) for r in effects.records] == [
+            ("amended", code, "late_information")
         ]
-        assert not driver.has_open
+        assert effects.alerts == [] and not driver.has_open
+        assert effects.records[0].detail["category_code"] == "A"  # stated later than the first
 
     def test_new_absence_last_seen_before_previous_return_is_clamped(self) -> None:
         driver = opened()

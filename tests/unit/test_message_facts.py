@@ -97,3 +97,17 @@ def test_the_strategy_meeting_names_the_policys_own_count_and_window() -> None:
     bodies = [n.body for n in fan_out(meeting, policy, LINKS) if n.channel is Channel.EMAIL]
     assert bodies and all("2nd episode missing or away within 7 days" in b for b in bodies)
     assert not any("third missing episode within 30 days" in b for b in bodies)
+
+
+def test_a_late_report_notice_gives_the_dates_away_and_back_in_london_time() -> None:
+    """A return that arrived before its absence: one notice by email, with the dates."""
+    gone, back = away_and_back("C4", T0)
+    alerts = run([(profile("C4"), T0), (back[0], back[1]), (gone[0], back[1])])
+    assert [a.kind for a in alerts] == [AlertKind.LATE_REPORT]
+    notices = fan_out(alerts[0], POLICY, LINKS)
+    assert {n.channel for n in notices} == {Channel.EMAIL}
+    body = notices[0].body
+    # Last seen 22:00 BST on 10 July, back 00:30 BST on 11 July.
+    assert "from Fri 10 Jul 22:00 until Sat 11 Jul 00:30" in body, body
+    assert "away" in body and "(not known)" not in body
+    assert "Recorded late" in (notices[0].subject or "")
