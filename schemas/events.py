@@ -131,6 +131,25 @@ class ReturnInterviewRecorded(Envelope):
     accepted: bool | None = None
 
 
+class HistoricEpisode(Envelope):
+    """A closed episode from before the council used this system (``missing-alerts import
+    ssda903``): recorded as history at its own dates, never alerted on, counted by the
+    repeat-episode rule. Dates are Europe/London calendar dates, as the return has them."""
+
+    type: Literal["historic_episode"] = "historic_episode"
+    category: Category
+    started_on: Day
+    ended_on: Day
+    date_of_birth: Day | None = Field(default=None, json_schema_extra=_PERSONAL)
+    source_row: int | None = Field(default=None, ge=1, description="Row of the imported file.")
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> HistoricEpisode:
+        if self.ended_on < self.started_on:
+            raise ValueError("ended_on is before started_on")
+        return self
+
+
 class TimerDue(Envelope):
     """Emitted by the engine's own timer; applying it twice is harmless by design."""
 
@@ -147,6 +166,7 @@ InputEvent = Annotated[
     | EpisodeUpdate
     | Acknowledgement
     | ReturnInterviewRecorded
+    | HistoricEpisode
     | TimerDue,
     Field(discriminator="type"),
 ]
@@ -164,7 +184,14 @@ def parse_input_event(raw: bytes | str | dict[str, Any]) -> InputEvent:
 def personal_field_names() -> frozenset[str]:
     """Every field marked personal in any input model, for the log redaction processor."""
     names: set[str] = set()
-    for model in (ChildProfile, CheckIn, AbsenceReported, ReturnReported, EpisodeUpdate):
+    for model in (
+        ChildProfile,
+        CheckIn,
+        AbsenceReported,
+        ReturnReported,
+        EpisodeUpdate,
+        HistoricEpisode,
+    ):
         for name, info in model.model_fields.items():
             extra = info.json_schema_extra
             if isinstance(extra, dict) and extra.get("x-personal"):
@@ -182,6 +209,7 @@ INPUT_EVENT_TYPES: Final[frozenset[str]] = frozenset(
         EpisodeUpdate,
         Acknowledgement,
         ReturnInterviewRecorded,
+        HistoricEpisode,
         TimerDue,
     )
 )

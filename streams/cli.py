@@ -190,9 +190,12 @@ def export_ssda903(
         profiles = await read_all(settings, settings.topic("profiles"))
         events = await read_all(settings, settings.topic("events"))
         dobs: dict[str, date] = {}
-        for _key, value in [*profiles, *events]:  # profiles may also arrive on the events topic
-            if value.get("type") == "profile" and value.get("date_of_birth"):
-                dobs[str(value["child_ref"])] = date.fromisoformat(value["date_of_birth"])
+        # An imported period's row gave a DOB; a profile (which may also arrive on the events
+        # topic) says what the case system holds now, so it wins.
+        for wanted in ("historic_episode", "profile"):
+            for _key, value in [*profiles, *events]:
+                if value.get("type") == wanted and value.get("date_of_birth"):
+                    dobs[str(value["child_ref"])] = date.fromisoformat(value["date_of_birth"])
         return [v for _k, v in records], dobs
 
     records, dobs = asyncio.run(_read())
@@ -203,6 +206,45 @@ def export_ssda903(
     click.echo(ssda903_csv(result, dobs), nl=False)
     if rhi_out:
         Path(rhi_out).write_text(rhi_csv(result))
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Bring in history from before the system was used."""
+
+
+@import_group.command("ssda903")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--local-authority",
+    "authority",
+    default=None,
+    help="Whose table it is (default: the rota's default_local_authority).",
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and report; send nothing.")
+def import_ssda903(path: str, authority: str | None, dry_run: bool) -> None:
+    """Record the closed periods of an SSDA903 Missing table (the columns the export writes)
+    as past episodes: no alert is sent, and re-importing the same file changes nothing. Bad
+    rows are refused with their row number and reason (exit 1 if any was refused)."""
+    from streams.kafka.producer import produce
+    from streams.ssda903.history import MAX_ROWS, parse_missing_table
+
+    settings, policy = _load()
+    default = policy.rota.default_local_authority
+    if Path(path).stat().st_size > MAX_ROWS * 200:
+        raise click.ClickException(f"{path}: larger than {MAX_ROWS} rows of a Missing table")
+    raw = Path(path).read_bytes()
+    parsed = parse_missing_table(
+        raw, authority=authority or default, default_authority=default, now=datetime.now(UTC)
+    )
+    for refusal in parsed.refused:
+        click.echo(f"refused: {refusal}", err=True)
+    if parsed.episodes and not dry_run:
+        asyncio.run(produce(settings, settings.topic("events"), parsed.episodes))
+    verb = "checked" if dry_run else "sent"
+    click.echo(f"{verb} {len(parsed.episodes)} periods, refused {len(parsed.refused)} rows")
+    if parsed.refused:
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,17 +7,20 @@ out-of-order information"; the event-time queries: streams/episodes/timeline.py.
   returns expire after the lateness bound (``ignored``, ``return_without_absence``).
 - An absence ended by a held return is recorded closed, as is a part of an episode split by a
   return that lies between two of its reports: one ``late_report`` notice each, no ladder.
+- An imported past episode (``missing-alerts import ssda903``) is recorded closed with no
+  alert at all.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, NamedTuple
 from uuid import uuid5
+from zoneinfo import ZoneInfo
 
 from schemas.alerts import AlertKind
 from schemas.common import Category, Tier
-from schemas.events import ReturnReported
+from schemas.events import HistoricEpisode, ReturnReported
 from streams.episodes import ladder as timing
 from streams.episodes import timeline
 from streams.episodes.run import Run, iso
@@ -32,6 +35,8 @@ from streams.episodes.state import (
 )
 
 LATE_REPORT_STEP_ID = "late-report"
+LONDON = ZoneInfo("Europe/London")
+MINUTE = timedelta(minutes=1)
 How = Literal["returned", "found"]
 
 
@@ -276,3 +281,42 @@ def _hold_displaced(run: Run, episode: Episode) -> None:
         how=held.how,
         held_until=iso(run.now + LATENESS_BOUND),
     )
+
+
+def record_history(run: Run, event: HistoricEpisode) -> None:
+    """An imported past episode: closed at its own dates, no alert and no interview timers
+    (it is history); a repeat or an overlap with what is known is refused with its reason."""
+    state = run.state
+    start, end = london_midnight(event.started_on), london_midnight(event.ended_on)
+    code = episode_code_for(state.child_ref, event.event_id)
+    detail: dict[str, Any] = {"source_row": event.source_row, "started_on": str(event.started_on)}
+    if any(e.code == code for e in timeline.episodes(state)):
+        run.ignore(code, "already_recorded", **detail)
+        return
+    clash = next(
+        (
+            e
+            for e in timeline.episodes(state)
+            if e.last_seen_at < max(end, start + MINUTE)
+            and (e.returned_at is None or start < e.returned_at)
+        ),
+        None,
+    )
+    if clash is not None or end > run.now:
+        reason = "ends_in_the_future" if clash is None else "overlaps_known_episode"
+        run.ignore(clash.code if clash else code, reason, **detail)
+        return
+    fact = Fact(event_id=event.event_id, at=start, last_seen_at=start, category=event.category)
+    episode = build(run, [fact], late=True).episode
+    episode.returned_at, episode.closed_at, episode.returned_how = end, run.now, "returned"
+    for step in timing.rhi_steps(run.policy.escalation):
+        episode.fired[step.step_id] = run.now  # history: no interview reminders
+    run.record(code, "opened", late=True, reason="imported", **detail, **dates(episode))
+    run.record(code, "closed", late=True, reason="imported", how="returned", **dates(episode))
+    state.recent_episodes.append(episode)
+
+
+def london_midnight(day: date) -> datetime:
+    """The start of a London calendar day as a UTC instant: an imported date stays that date
+    in the export whatever the clocks do, and a live episode later that day never overlaps."""
+    return datetime.combine(day, time.min, tzinfo=LONDON).astimezone(UTC)

@@ -26,6 +26,7 @@ from schemas.events import (
     CheckIn,
     ChildProfile,
     EpisodeUpdate,
+    HistoricEpisode,
     InputEvent,
     ReturnInterviewRecorded,
     ReturnReported,
@@ -133,6 +134,8 @@ def _handle(run: Run, event: InputEvent) -> None:
             _on_return(run, event)
         case ReturnInterviewRecorded():
             _on_return_interview(run, event)
+        case HistoricEpisode():
+            late.record_history(run, event)
         case TimerDue():
             pass  # the catch-up phase fires whatever is due, whichever episode the timer named
 
@@ -151,6 +154,8 @@ def _named_episode(event: InputEvent) -> str | None:
         event, ReturnReported | EpisodeUpdate | Acknowledgement | ReturnInterviewRecorded
     ):
         return event.episode_code
+    if isinstance(event, HistoricEpisode):
+        return episode_code_for(event.child_ref, event.event_id)
     return None
 
 
