@@ -11,7 +11,6 @@ shipped policy.
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -41,19 +40,19 @@ class ManualClock:
 
 class FileOffsetClock:
     """The system clock plus the number of seconds written in ``path`` (0 while it is absent).
-    The file is looked at no more than every 20 ms and re-read only when it changed."""
+
+    The file is looked at on every call (a stat; re-read only when it changed), so a test that
+    moves the clock and then produces an event knows the worker reads the event at the new
+    time: with a cache, an event produced right after the move was judged by the old clock
+    (and dead-lettered as from the future). Test-only (``ENVIRONMENT=test``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._offset = timedelta(0)
-        self._checked = 0.0
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def now(self) -> datetime:
-        mono = time.monotonic()
-        if mono - self._checked > 0.02:
-            self._checked = mono
-            self._refresh()
+        self._refresh()
         return datetime.now(UTC) + self._offset
 
     def _refresh(self) -> None:
@@ -62,7 +61,9 @@ class FileOffsetClock:
         except FileNotFoundError:
             self._offset, self._stamp = timedelta(0), None
             return
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # The writer replaces the file (a new inode each time): two writes of the same size
+        # within one timestamp tick still differ.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp == self._stamp:
             return
         try:
