@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializeAsAny, model_validator
 
 from schemas.common import Envelope, EpisodeCode
+from schemas.record_details import DETAIL_MODELS, Detail
 from schemas.redaction import KeptPayload
 
 RecordAction = Literal[
@@ -29,13 +30,23 @@ RecordAction = Literal[
 class EpisodeRecord(Envelope):
     """One state transition of an episode: the audit trail and the source of the SSDA903 export.
 
-    ``detail`` holds only non-personal values (tiers, step ids, codes, timestamps, role names).
+    ``detail`` holds only non-personal values (tiers, step ids, codes, timestamps, role names),
+    as the action's model (schemas/record_details.py): given as a dict, it is checked against
+    that model, so a record missing what the export reads cannot be written.
     """
 
     type: Literal["episode_record"] = "episode_record"
     episode_code: EpisodeCode
     action: RecordAction
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: SerializeAsAny[Detail] = Field(default_factory=Detail)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_detail(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("detail", {}), dict):
+            model = DETAIL_MODELS.get(str(data.get("action")), Detail)
+            return {**data, "detail": model.model_validate(data.get("detail", {}))}
+        return data
 
 
 class DeadLetter(Envelope):

@@ -176,7 +176,8 @@ def log_engine_effects(
     for _key, rec in records:
         if rec.action == "step_fired":
             continue
-        fields = {k: rec.detail[k] for k in _RECORD_LOG_KEYS if k in rec.detail}
+        detail = rec.detail.as_dict()
+        fields = {k: detail[k] for k in _RECORD_LOG_KEYS if k in detail}
         emit = log.debug if rec.action in _RECORD_DEBUG else log.info
         emit(
             f"episode {rec.action}",

@@ -39,6 +39,7 @@ from config.policy import Role
 from schemas.alerts import Alert, AlertKind, Channel
 from schemas.common import Category, Tier
 from schemas.events import InputEvent
+from schemas.record_details import StepFiredDetail
 from schemas.records import EpisodeRecord
 
 # In the text format every counter and histogram would also expose a ``_created`` gauge per
@@ -209,15 +210,6 @@ def lateness_seconds(
     if trigger_type in SCHEDULE_CHANGING and trigger_at is not None and trigger_at > start:
         start = trigger_at
     return max(0.0, (fired_at - start).total_seconds())
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 OpenLabel = tuple[str, str]  # (tier, category) of a child's open episode
@@ -512,8 +504,8 @@ class Metrics:
         due: dict[str, datetime | None] = {}
         for _key, record in batch.records:
             self.episode_records.labels(action=record.action).inc()
-            if record.action == "step_fired":
-                due[str(record.detail.get("alert_id"))] = _parse_time(record.detail.get("due_at"))
+            if isinstance(record.detail, StepFiredDetail):
+                due[record.detail.alert_id] = record.detail.due_at
         for _key, alert in batch.alerts:
             kind = alert.kind.value
             self.escalations.labels(

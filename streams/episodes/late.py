@@ -311,7 +311,8 @@ def record_history(run: Run, event: HistoricEpisode) -> None:
     episode.returned_at, episode.closed_at, episode.returned_how = end, run.now, "returned"
     for step in timing.rhi_steps(run.policy.escalation):
         episode.fired[step.step_id] = run.now  # history: no interview reminders
-    run.record(code, "opened", late=True, reason="imported", **detail, **dates(episode))
+    tier = episode.tier.value
+    run.record(code, "opened", late=True, reason="imported", tier=tier, **detail, **dates(episode))
     run.record(code, "closed", late=True, reason="imported", how="returned", **dates(episode))
     state.recent_episodes.append(episode)
 

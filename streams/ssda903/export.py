@@ -16,7 +16,18 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from schemas.common import authority_of, split_child_ref
+from schemas.record_details import (
+    AmendedDetail,
+    CategoryChangedDetail,
+    ClosedDetail,
+    OpenedDetail,
+    ReturnInterviewDetail,
+    UpdatedDetail,
+)
+from schemas.records import EpisodeRecord
 
 SSDA903_COLUMNS = ("CHILD", "DOB", "MISSING", "MIS_START", "MIS_END")
 RHI_COLUMNS = ("CHILD", "MIS_START", "RHI_OFFERED", "RHI_OFFERED_DATE", "RHI_ACCEPTED")
@@ -42,50 +53,47 @@ class Export:
     warnings: list[str] = field(default_factory=list)
 
 
-def _dt(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-
 def fold_records(records: Iterable[dict[str, Any]]) -> dict[str, Period]:
-    """Episode code -> period, from EpisodeRecord dicts in topic order (per child)."""
+    """Episode code -> period, from EpisodeRecord dicts in topic order (per child). A record
+    that does not read as an EpisodeRecord (its action's detail model) is skipped: the
+    audit topic may hold records of a later version, and one bad record must not stop a
+    return."""
     periods: dict[str, Period] = {}
-    for rec in records:
-        code, action, detail = rec.get("episode_code"), rec.get("action"), rec.get("detail", {})
-        if not isinstance(code, str) or not isinstance(detail, dict):
+    for raw in records:
+        try:
+            rec = EpisodeRecord.model_validate(raw)
+        except ValidationError:
             continue
-        if action == "opened":
-            start = _dt(detail.get("last_seen_at"))
-            if start is not None and code not in periods:
-                periods[code] = Period(
-                    rec["child_ref"], code, start, str(detail.get("category_code", "M"))
-                )
-            continue
-        period = periods.get(code)
-        if period is None:
-            continue
-        if action == "category_changed" and detail.get("category_code"):
-            period.category_code = str(detail["category_code"])
-        elif action == "closed":
-            period.end = _dt(detail.get("returned_at"))
-            period.start = _dt(detail.get("last_seen_at")) or period.start
-            period.category_code = str(detail.get("category_code", period.category_code))
-        elif action == "return_interview_recorded":
-            offered = detail.get("offered_on")
-            period.rhi_offered_on = date.fromisoformat(offered) if offered else None
-            period.rhi_accepted = detail.get("accepted")
-        elif action == "amended":
+        _fold(periods, rec)
+    return periods
+
+
+def _fold(periods: dict[str, Period], rec: EpisodeRecord) -> None:
+    code, detail = rec.episode_code, rec.detail
+    if isinstance(detail, OpenedDetail):
+        if code not in periods:
+            periods[code] = Period(rec.child_ref, code, detail.last_seen_at, detail.category_code)
+        return
+    period = periods.get(code)
+    if period is None:
+        return
+    match detail:
+        case CategoryChangedDetail():
+            period.category_code = detail.category_code
+        case ClosedDetail():
+            period.start, period.end = detail.last_seen_at, detail.returned_at
+            period.category_code = detail.category_code
+        case AmendedDetail():
             # Late or out-of-order information re-derived the episode (docs/episode-engine.md):
             # its dates and category as they now stand.
-            period.start = _dt(detail.get("last_seen_at")) or period.start
-            period.end = _dt(detail.get("returned_at"))
-            period.category_code = str(detail.get("category_code", period.category_code))
-        elif action == "updated" and detail.get("last_seen_moved_earlier"):
+            period.start, period.end = detail.last_seen_at, detail.returned_at
+            period.category_code = detail.category_code
+        case ReturnInterviewDetail():
+            period.rhi_offered_on, period.rhi_accepted = detail.offered_on, detail.accepted
+        case UpdatedDetail() if detail.last_seen_moved_earlier and detail.last_seen_at:
             # The clock moved earlier; the final value arrives with "closed". While open, keep
             # the earliest start we can know of.
-            moved = _dt(detail.get("last_seen_at"))
-            if moved is not None and moved < period.start:
-                period.start = moved
-    return periods
+            period.start = min(period.start, detail.last_seen_at)
 
 
 def eighteenth_birthday(dob: date) -> date:

@@ -278,4 +278,4 @@ def actions(effects: Effects) -> list[str]:
 
 
 def detail_of(effects: Effects, action: str) -> dict[str, Any]:
-    return next(r.detail for r in effects.records if r.action == action)
+    return next(r.detail.as_dict() for r in effects.records if r.action == action)

@@ -80,7 +80,7 @@ class TestOpening:
         assert alert.tier is Tier.HIGH and alert.step_id == "high-t0"
         assert alert.profile_missing is True
         assert alert.roles == ("duty_social_worker", "police_liaison")
-        assert "profile_missing" in driver.records[0].detail["reasons"]
+        assert "profile_missing" in driver.records[0].detail.as_dict()["reasons"]
 
     @pytest.mark.parametrize(
         ("reported", "danger", "tier"),
@@ -127,7 +127,9 @@ class TestOpening:
             ("duty_social_worker",),
             ("police_liaison", "team_manager"),
         ]
-        assert [r.detail["due_at"] for r in effects.records if r.action == "step_fired"] == [
+        assert [
+            r.detail.as_dict()["due_at"] for r in effects.records if r.action == "step_fired"
+        ] == [
             T0.isoformat(),
             (T0 + hours(4)).isoformat(),
         ]
@@ -488,7 +490,7 @@ class TestReturn:
         ]
         assert effects.alerts == []
         later = driver.tick(T0 + LATENESS_BOUND)
-        assert [(r.action, r.detail["reason"]) for r in later.records] == [
+        assert [(r.action, r.detail.as_dict()["reason"]) for r in later.records] == [
             ("ignored", "return_without_absence")
         ]
         assert driver.state is not None and driver.state.held_returns == []
@@ -548,7 +550,7 @@ class TestRobustness:
         before = driver.state
         effects = driver.send(report, T0 + minutes(1))
         assert effects.alerts == []
-        assert [r.detail["reason"] for r in effects.records] == ["duplicate_event"]
+        assert [r.detail.as_dict()["reason"] for r in effects.records] == ["duplicate_event"]
         assert driver.state == before
 
     def test_duplicate_profile_without_episode_is_silent(self) -> None:
@@ -589,11 +591,13 @@ class TestRobustness:
         driver.send(returned(T0 + hours(2)), T0 + hours(2))
         stale = absence(T0 + minutes(30), T0 + hours(1), category=Category.AWAY)
         effects = driver.send(stale, T0 + hours(3))
-        assert [(r.action, r.episode_code, r.detail["reason"]) for r in effects.records] == [
-            ("amended", code, "late_information")
-        ]
+        assert [
+            (r.action, r.episode_code, r.detail.as_dict()["reason"]) for r in effects.records
+        ] == [("amended", code, "late_information")]
         assert effects.alerts == [] and not driver.has_open
-        assert effects.records[0].detail["category_code"] == "A"  # stated later than the first
+        assert (
+            effects.records[0].detail.as_dict()["category_code"] == "A"
+        )  # stated later than the first
 
     def test_new_absence_last_seen_before_previous_return_is_clamped(self) -> None:
         driver = opened()
@@ -607,14 +611,14 @@ class TestRobustness:
         driver = opened()
         before = driver.state
         effects = driver.send(absence(T0, child="OTHER"), T0)
-        assert [r.detail["reason"] for r in effects.records] == ["wrong_child"]
+        assert [r.detail.as_dict()["reason"] for r in effects.records] == ["wrong_child"]
         assert driver.state == before
 
     def test_records_carry_no_personal_detail(self) -> None:
         driver = opened()
         driver.send(update(T0 + minutes(1), "information"), T0 + minutes(1))
         driver.send(returned(T0 + hours(1)), T0 + hours(1))
-        text = " ".join(str(r.detail) for r in driver.records)
+        text = " ".join(str(r.detail.as_dict()) for r in driver.records)
         for secret in ("Jane", "Secret", "asthma", "red coat", "station"):
             assert secret not in text
 

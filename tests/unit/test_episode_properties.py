@@ -345,7 +345,7 @@ def test_a_timer_driven_by_next_due_at_fires_everything_on_time(
         assert effects.alerts, "a TimerDue at next_due_at must fire something"
         for record in effects.records:
             if record.action == "step_fired":
-                assert record.detail["due_at"] == due.isoformat(), "fired late"
+                assert record.detail.as_dict()["due_at"] == due.isoformat(), "fired late"
         fired.extend((due, a) for a in effects.alerts)
 
     acked_at = T0 + minutes(ack_after) if ack_after is not None else None

@@ -67,7 +67,7 @@ def test_an_update_from_before_the_return_amends_the_closed_episode_without_aler
         update(T0 + hours(1), "category", code=code, category=Category.MISSING), T0 + hours(4)
     )
     assert actions(effects) == ["amended"] and effects.alerts == []
-    assert effects.records[0].detail["category_code"] == "M"
+    assert effects.records[0].detail.as_dict()["category_code"] == "M"
     assert len(driver.alerts) == sent and not driver.has_open
     assert periods(driver) == [(T0, T0 + hours(3), "M")]
 
@@ -80,7 +80,7 @@ def test_an_update_from_after_the_return_is_ignored_with_its_reason() -> None:
     effects = driver.send(
         update(T0 + hours(5), "category", code=code, category=Category.AWAY), T0 + hours(5)
     )
-    assert [(r.action, r.detail["reason"]) for r in effects.records] == [
+    assert [(r.action, r.detail.as_dict()["reason"]) for r in effects.records] == [
         ("ignored", "episode_closed")
     ]
     assert periods(driver) == [(T0, T0 + hours(3), "M")]
@@ -92,7 +92,7 @@ def test_a_return_that_arrives_before_its_absence_closes_it_with_one_notice() ->
     assert actions(held) == ["return_held"] and held.alerts == []
     effects = driver.send(absence(T0, T0 + minutes(30)), T0 + hours(2) + minutes(5))
     assert actions(effects)[:2] == ["opened", "closed"]
-    assert effects.records[0].detail["late"] is True
+    assert effects.records[0].detail.as_dict()["late"] is True
     assert [a.kind for a in effects.alerts] == [AlertKind.LATE_REPORT]  # no ladder
     notice = effects.alerts[0]
     assert notice.returned_at == T0 + hours(2)

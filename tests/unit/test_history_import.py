@@ -58,7 +58,9 @@ def test_what_is_imported_is_exported_unchanged_and_nothing_is_sent() -> None:
     assert all(d.alerts == [] for d in drivers.values())
     in_year = [line for line in TABLE.splitlines() if "/03/2026" not in line]
     assert export_of(drivers).splitlines() == in_year
-    assert {r.detail["reason"] for d in drivers.values() for r in d.records} == {"imported"}
+    assert {r.detail.as_dict()["reason"] for d in drivers.values() for r in d.records} == {
+        "imported"
+    }
 
 
 def test_importing_the_same_file_again_records_nothing_new() -> None:
@@ -68,7 +70,7 @@ def test_importing_the_same_file_again_records_nothing_new() -> None:
     again, _ = parse(TABLE)
     for event in again:
         effects = drivers[event.child_ref].send(event, NOW + timedelta(days=1))
-        assert [r.detail.get("reason") for r in effects.records] == ["duplicate_event"]
+        assert [r.detail.as_dict().get("reason") for r in effects.records] == ["duplicate_event"]
         assert effects.alerts == []
     assert export_of(drivers) == first
 
@@ -80,7 +82,7 @@ def test_a_reimport_after_the_dedupe_window_is_refused_by_the_episode_code() -> 
     for i in range(70):  # pushes the event id out of the 64-id window
         driver.send(profile(NOW - timedelta(days=1, minutes=i)), NOW)
     effects = driver.send(recent, NOW)
-    assert [(r.action, r.detail["reason"]) for r in effects.records] == [
+    assert [(r.action, r.detail.as_dict()["reason"]) for r in effects.records] == [
         ("ignored", "already_recorded")
     ]
 
@@ -120,7 +122,7 @@ def test_a_period_overlapping_a_known_episode_is_refused_by_the_engine() -> None
     driver.send(absence(datetime(2026, 11, 20, 9, 0, tzinfo=UTC)), NOW)
     (event,), _ = parse(HEADER + f"{CHILD},01/01/2012,M,19/11/2026,21/11/2026\n")
     effects = driver.send(event, NOW)
-    assert [(r.action, r.detail["reason"]) for r in effects.records] == [
+    assert [(r.action, r.detail.as_dict()["reason"]) for r in effects.records] == [
         ("ignored", "overlaps_known_episode")
     ]
 
