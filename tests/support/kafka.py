@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def produce_raw(
@@ -60,3 +61,37 @@ def wait_for_lines(path: Any, count: int, timeout: float = 60.0) -> list[dict[st
                 return lines
         time.sleep(0.2)
     return lines
+
+
+async def keys_to_end(bootstrap: str, topic: str) -> set[str]:
+    """Every key on ``topic`` up to its end offsets now (read_committed): for a table's
+    changelog, what was durable at that instant."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for d in described for p in d["partitions"]]
+    assert tps, f"no partitions for {topic}"
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        keys: set[str] = set()
+        deadline = time.monotonic() + 30
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: could not read to its end offsets {ends}")
+            batch = await consumer.getmany(timeout_ms=500)
+            keys.update(r.key.decode() for rs in batch.values() for r in rs if r.key)
+        return keys
+    finally:
+        await consumer.stop()
