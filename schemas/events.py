@@ -181,17 +181,23 @@ def parse_input_event(raw: bytes | str | dict[str, Any]) -> InputEvent:
     return INPUT_EVENT_ADAPTER.validate_json(raw)
 
 
+_INPUT_MODELS: Final = (
+    ChildProfile,
+    CheckIn,
+    AbsenceReported,
+    ReturnReported,
+    EpisodeUpdate,
+    Acknowledgement,
+    ReturnInterviewRecorded,
+    HistoricEpisode,
+    TimerDue,
+)
+
+
 def personal_field_names() -> frozenset[str]:
     """Every field marked personal in any input model, for the log redaction processor."""
     names: set[str] = set()
-    for model in (
-        ChildProfile,
-        CheckIn,
-        AbsenceReported,
-        ReturnReported,
-        EpisodeUpdate,
-        HistoricEpisode,
-    ):
+    for model in _INPUT_MODELS:
         for name, info in model.model_fields.items():
             extra = info.json_schema_extra
             if isinstance(extra, dict) and extra.get("x-personal"):
@@ -200,16 +206,5 @@ def personal_field_names() -> frozenset[str]:
 
 
 INPUT_EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    str(model.model_fields["type"].default)
-    for model in (
-        ChildProfile,
-        CheckIn,
-        AbsenceReported,
-        ReturnReported,
-        EpisodeUpdate,
-        Acknowledgement,
-        ReturnInterviewRecorded,
-        HistoricEpisode,
-        TimerDue,
-    )
+    str(model.model_fields["type"].default) for model in _INPUT_MODELS
 )

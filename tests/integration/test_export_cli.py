@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,9 +14,10 @@ from schemas.events import ReturnInterviewRecorded
 from tests.integration.test_escalation import produce, wait_alerts
 from tests.support import events as ev
 from tests.support.kafka import read_topic
-from tests.support.worker import REPO, WorkerProcess
+from tests.support.worker import WorkerProcess, run_cli
 
 pytestmark = pytest.mark.integration
+LONDON = ZoneInfo("Europe/London")
 
 
 async def test_export_writes_missing_table_and_rhi(
@@ -33,7 +32,7 @@ async def test_export_writes_missing_table_and_rhi(
     code = next(a["episode_code"] for a in alerts if a["child_ref"] == "E1")
     await produce(env, ev.returned("E1", code))
     await asyncio.sleep(1)
-    today = datetime.now(UTC).date()
+    today = datetime.now(LONDON).date()
     rhi = ReturnInterviewRecorded(
         occurred_at=datetime.now(UTC),
         child_ref="E1",
@@ -51,31 +50,14 @@ async def test_export_writes_missing_table_and_rhi(
         if any(r["action"] == "return_interview_recorded" for r in records):
             break
     rhi_path = tmp_path / "rhi.csv"
+    window = ("--from", str(today - timedelta(days=30)), "--to", today.isoformat())
     result = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "export",
-            "ssda903",
-            "--from",
-            (today - timedelta(days=30)).isoformat(),
-            "--to",
-            today.isoformat(),
-            "--rhi-out",
-            str(rhi_path),
-        ],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+        run_cli, env, "export", "ssda903", *window, "--rhi-out", str(rhi_path)
     )
     assert result.returncode == 0, result.stderr
 
-    def dmy(value: datetime) -> str:
-        return value.strftime("%d/%m/%Y")
+    def dmy(value: datetime) -> str:  # the export writes London dates
+        return value.astimezone(LONDON).strftime("%d/%m/%Y")
 
     returned_on = dmy(datetime.now(UTC))  # the return was stamped moments ago
     rows = result.stdout.splitlines()
@@ -87,19 +69,8 @@ async def test_export_writes_missing_table_and_rhi(
     ]
     assert rhi_path.read_text().splitlines() == [
         "CHILD,MIS_START,RHI_OFFERED,RHI_OFFERED_DATE,RHI_ACCEPTED",
-        f"E1,{dmy(first.last_seen_at)},Y,{dmy(datetime.combine(today, datetime.min.time()))},N",
+        f"E1,{dmy(first.last_seen_at)},Y,{today:%d/%m/%Y},N",
     ]
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def _imported_records(env: dict[str, str], count: int) -> list[dict[str, object]]:
@@ -133,7 +104,7 @@ async def test_import_brings_history_in_without_alerts_and_the_export_gives_it_b
     ]
     table = tmp_path / "missing.csv"
     table.write_text("\n".join(rows) + "\n")
-    first = await asyncio.to_thread(_cli, env, "import", "ssda903", str(table))
+    first = await asyncio.to_thread(run_cli, env, "import", "ssda903", str(table))
     assert first.returncode == 0, first.stderr
     assert "sent 3 periods, refused 0 rows" in first.stdout
     records = await _imported_records(env, 6)  # opened + closed for each
@@ -144,7 +115,7 @@ async def test_import_brings_history_in_without_alerts_and_the_export_gives_it_b
         "--to",
         str(this_year + timedelta(days=1)),
     )
-    exported = await asyncio.to_thread(_cli, env, "export", "ssda903", *window)
+    exported = await asyncio.to_thread(run_cli, env, "export", "ssda903", *window)
     assert exported.returncode == 0, exported.stderr
     assert sorted(exported.stdout.splitlines()[1:]) == sorted(rows[1:])
     alerts_topic = f"{env['MISSING_ALERTS_TOPIC_PREFIX']}.alerts"
@@ -153,15 +124,15 @@ async def test_import_brings_history_in_without_alerts_and_the_export_gives_it_b
         == []
     )
 
-    again = await asyncio.to_thread(_cli, env, "import", "ssda903", str(table))
+    again = await asyncio.to_thread(run_cli, env, "import", "ssda903", str(table))
     assert again.returncode == 0, again.stderr
     after = await _imported_records(env, 9)
     assert len(after) > len(records)  # the repeat was processed (and recorded as ignored)
-    exported_again = await asyncio.to_thread(_cli, env, "export", "ssda903", *window)
+    exported_again = await asyncio.to_thread(run_cli, env, "export", "ssda903", *window)
     assert exported_again.stdout == exported.stdout
 
     bad = tmp_path / "bad.csv"
     bad.write_text(rows[0] + "\n" + f"H3,01/06/2010,X,{day},{day}\n")
-    refused = await asyncio.to_thread(_cli, env, "import", "ssda903", str(bad))
+    refused = await asyncio.to_thread(run_cli, env, "import", "ssda903", str(bad))
     assert refused.returncode == 1
     assert "refused: row 2: MISSING: must be M or A" in refused.stderr

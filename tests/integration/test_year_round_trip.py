@@ -7,9 +7,6 @@ and the table must break none of the DfE rules docs/ssda903.md lists."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 
@@ -21,7 +18,7 @@ from tests.support import events as ev
 from tests.support.clock import TestClock
 from tests.support.kafka import read_topic
 from tests.support.settle import engine_settled
-from tests.support.worker import REPO, WorkerProcess
+from tests.support.worker import WorkerProcess, run_cli
 from tests.support.year import YEAR_END, YEAR_START, expected_rows, generate, in_arrival_order
 
 pytestmark = pytest.mark.integration
@@ -56,25 +53,8 @@ async def test_a_reporting_year_through_the_pipeline_exports_every_period_right(
     finally:
         await producer.stop()
 
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "export",
-            "ssda903",
-            "--from",
-            YEAR_START.isoformat(),
-            "--to",
-            YEAR_END.isoformat(),
-        ],
-        cwd=REPO,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    window = ("--from", YEAR_START.isoformat(), "--to", YEAR_END.isoformat())
+    result = await asyncio.to_thread(run_cli, env, "export", "ssda903", *window)
     assert result.returncode == 0, result.stderr
     got, want = result.stdout.splitlines()[1:], expected_rows(year)
     wrong = (Counter(got) - Counter(want)) + (Counter(want) - Counter(got))

@@ -88,3 +88,17 @@ def reap_all() -> list[str]:
         worker.stop()
     _STARTED.clear()
     return [str(w.log_path) for w in left]
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``missing-alerts ARGS`` as an operator runs it, with the pipeline's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
