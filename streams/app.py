@@ -20,6 +20,7 @@ from streams.kafka.topics import TABLES, TableSpec, TopicSpec, topic_specs
 from streams.web.api import wire_api
 from streams.web.carer_page import wire_carer_page
 from streams.web.deliveries import wire_deliveries
+from streams.web.episode_list import EpisodeIndex, wire_episode_list
 from streams.web.metrics import wire_metrics
 from streams.web.responders import wire_responders
 from streams.web.rhi_form import wire_rhi_form
@@ -107,6 +108,7 @@ def create_app(resources: Resources) -> Wiring:
     # (recovery_buffer_size) before applying them: an API call naming a fresh episode code
     # must find it, so each record is applied as it comes.
     engine_fed = {"synchronize_all_active_partitions": True, "recovery_buffer_size": 1}
+    views = EpisodeIndex()  # the duty desk's list, decoded as the table applies each record
 
     wiring = Wiring(
         app=app,
@@ -128,6 +130,9 @@ def create_app(resources: Resources) -> Wiring:
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
         # What each table holds: streams/kafka/topics.py, TABLES.
         episode_codes=table(TABLES["episode_codes"], **engine_fed),
+        episode_views=table(
+            TABLES["episode_views"], **engine_fed, on_changelog_event=views.on_changelog_event
+        ),
         notified=table(TABLES["notified"]),
         deliveries=table(TABLES["deliveries"]),
     )
@@ -137,6 +142,7 @@ def create_app(resources: Resources) -> Wiring:
     wire_carer_page(wiring, resources)
     api = wire_api(wiring, resources)
     wire_responders(wiring, resources, api)
+    wire_episode_list(wiring, resources, api, views)
     wire_rhi_form(wiring, resources, api)
     wire_deliveries(wiring, resources, api)
     wire_metrics(wiring, resources)

@@ -20,7 +20,7 @@ from schemas.common import authority_of
 from schemas.events import ChildProfile, InputEvent
 from schemas.records import EpisodeRecord
 from schemas.redaction import KeptPayload, keep_payload
-from streams.episodes import machine
+from streams.episodes import machine, views
 from streams.episodes.codec import decode_state, encode_entry, open_label
 from streams.episodes.state import ChildState
 from streams.kafka.decode import Rejection, decode_input
@@ -64,6 +64,9 @@ class BatchResult:
     # Child key -> the input partition its records came from (the engine's partitions are the
     # events topic's, shared by due and profiles).
     partition_of: dict[bytes, int] = field(default_factory=dict)
+    # Episode code -> (child key, its read-model summary; None deletes it): the duty desk's
+    # episode-views table (streams/episodes/views.py). The latest of a batch wins.
+    views: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
 
 
 def process_batch(
@@ -107,8 +110,10 @@ def process_batch(
             if key not in states:
                 raw = read(key)
                 states[key] = decode_state(raw) if raw else None
+            before = views.codes_of(states[key])
             new_state, effects = machine.apply(states[key], decoded, at, policy, reuse_state=True)
             due = machine.next_due(new_state, policy)
+            _views(result, key, before, new_state, effects.records, policy, at)
         except Exception as exc:  # a bug must not stop the stream: park the event
             error = {"field": "(engine)", "message": type(exc).__name__}
             payload = keep_payload(event.value)
@@ -130,6 +135,23 @@ def process_batch(
         due_at, due_code = (due.at, due.episode_code) if due else (None, None)
         result.writes[key] = Write(event, new_state, due_at, due_code)
     return result
+
+
+def _views(
+    result: BatchResult,
+    key: bytes,
+    before: set[str],
+    state: ChildState,
+    records: list[EpisodeRecord],
+    policy: Policy,
+    at: datetime,
+) -> None:
+    changed, gone = views.touched(before, state, records)
+    for episode in changed:
+        summary = views.summarise(state, episode, policy, at)
+        result.views[episode.code] = (key, summary.__pydantic_serializer__.to_json(summary))
+    for code in gone:
+        result.views[code] = (key, None)
 
 
 def _authority_mismatch(profile: ChildProfile, policy: Policy) -> dict[str, str] | None:

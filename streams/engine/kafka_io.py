@@ -225,10 +225,11 @@ class TransactionalSink:
         producer_factory: Callable[[str | None], Any] | None = None,
     ) -> None:
         """``outside``: topics written before the transaction, durably but outside it: the
-        episode-code table's changelog, which Faust's table recovery reads up to the high
-        watermark and so never finishes on a topic whose last offset is a transaction marker.
-        What goes there is deterministic (a code derives from the opening event), so an entry
-        of an aborted transaction is the entry its replay writes again."""
+        episode-code and episode-view tables' changelogs, which Faust's table recovery reads up
+        to the high watermark and so never finishes on a topic whose last offset is a
+        transaction marker. What goes there is deterministic (a code derives from the opening
+        event, a view from the state after the batch), so an entry of an aborted transaction
+        is the entry its replay writes again."""
         self.settings, self.partition_counts, self.outside = settings, partition_counts, outside
         self.group_id = engine_group_id(settings)
         self._factory = producer_factory or self._aiokafka_producer

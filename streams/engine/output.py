@@ -32,6 +32,7 @@ class EngineTopics:
     dead_letters: str
     state_changelog: str  # the episodes state, compacted, co-partitioned with events
     codes_changelog: str  # Faust GlobalTable "episode-codes" (episode code -> child)
+    views_changelog: str  # Faust GlobalTable "episode-views" (code -> read-model summary)
     # Each topic's codec (streams/kafka/topics.py); the default is our JSON wire format.
     codecs: Mapping[str, Codec[Any]] = field(default_factory=dict)
 
@@ -55,6 +56,7 @@ class EngineTopics:
             dead_letters=specs["dead_letters"].name,
             state_changelog=specs["episodes_changelog"].name,
             codes_changelog=specs["codes_changelog"].name,
+            views_changelog=specs["views_changelog"].name,
             codecs={spec.name: spec.codec for spec in specs.values()},
         )
 
@@ -78,6 +80,8 @@ def batch_output(
         out.append(_dead_letter(rej, topics, now))
     for event, code, child in result.opened:
         out.append(OutRecord(topics.codes_changelog, code.encode(), child, source=event.partition))
+    for code, (child, summary) in result.views.items():
+        out.append(OutRecord(topics.views_changelog, code.encode(), summary, source=part[child]))
     states: dict[int, dict[bytes, bytes | None]] = defaultdict(dict)
     for key, write in result.writes.items():
         partition = write.event.partition

@@ -144,7 +144,9 @@ async def run(settings: Settings, port: int) -> None:
         source=source,
         sink=(
             TransactionalSink(
-                settings, partition_counts(settings), outside=frozenset({topics.codes_changelog})
+                settings,
+                partition_counts(settings),
+                outside=frozenset({topics.codes_changelog, topics.views_changelog}),
             )
             if settings.processing_guarantee == "exactly_once"
             else KafkaSink(settings, source, partition_counts(settings))

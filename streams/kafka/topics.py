@@ -54,6 +54,9 @@ TABLES: Final = {
     # episodes by code, while everything else is keyed (and partitioned) by child. Written by
     # the engine straight to its changelog.
     "episode_codes": TableSpec("episode-codes", global_=True, codec=RawCodec()),
+    # Episode code -> the duty desk's summary of it (streams/episodes/views.py), on every
+    # worker: the episode list answers from memory. Written by the engine to its changelog.
+    "episode_views": TableSpec("episode-views", global_=True, codec=RawCodec()),
     # Episode code -> who was messaged and when it closed (alerts/notified.py).
     "notified": TableSpec("episode-notified", global_=True, codec=RawCodec()),
 }
@@ -93,5 +96,8 @@ def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
         # The episode-code table's changelog, which the engine writes directly.
         "codes_changelog": TopicSpec(
             TABLES["episode_codes"].changelog(settings.app_id), n, compact, RawCodec()
+        ),
+        "views_changelog": TopicSpec(
+            TABLES["episode_views"].changelog(settings.app_id), n, compact, RawCodec()
         ),
     }

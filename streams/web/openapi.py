@@ -17,6 +17,8 @@ from schemas.events import (
     ReturnInterviewRecorded,
     ReturnReported,
 )
+from streams.episodes.views import EpisodeSummary
+from streams.web.episode_query import MAX_CLOSED_DAYS, MAX_LIMIT, STATUSES
 
 REF = "#/components/schemas/{model}"
 
@@ -174,6 +176,8 @@ def build_openapi(version: str = "1.0.0") -> dict[str, Any]:
             },
         }
     }
+    paths["/v1/episodes"] = _episode_list()
+    schemas["EpisodeSummary"] = EpisodeSummary.model_json_schema(ref_template=REF)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -187,4 +191,64 @@ def build_openapi(version: str = "1.0.0") -> dict[str, Any]:
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
         "paths": paths,
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _episode_list() -> dict[str, Any]:
+    """The duty desk's list (streams/web/episode_list.py); the limits are that module's."""
+    page = {
+        "type": "object",
+        "properties": {
+            "episodes": {
+                "type": "array",
+                "items": {"$ref": REF.format(model="EpisodeSummary")},
+            },
+            "next_cursor": {"type": ["string", "null"]},
+        },
+        "required": ["episodes", "next_cursor"],
+    }
+    return {
+        "get": {
+            "summary": "Episodes of the key's local authorities: open first, high risk first, "
+            "then the longest missing",
+            "description": "Requires scope `episodes:read`. Answered by any worker from its "
+            "copy of the episode-views table; `Cache-Control: no-store`. See docs/duty-desk.md.",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                _query("status", {"enum": list(STATUSES), "default": "open"}, "Which episodes"),
+                _query(
+                    "local_authority",
+                    {"type": "string", "maxLength": 64},
+                    "One of the key's authorities (default: all of them)",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+                    "Page size",
+                ),
+                _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                _query(
+                    "closed_days",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_CLOSED_DAYS, "default": 7},
+                    "How far back closed episodes go",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "One page of episodes",
+                    "content": {"application/json": {"schema": page}},
+                },
+                **_errors(400, 401, 403),
+            },
+        }
     }

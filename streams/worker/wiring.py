@@ -58,6 +58,7 @@ class Wiring:
     retries: TopicT
     deliveries: TableT[bytes, bytes]  # notification id -> delivery record (alerts/delivery_log.py)
     episode_codes: GlobalTableT  # global: episode code -> child reference
+    episode_views: GlobalTableT  # global: episode code -> duty-desk summary (episodes/views.py)
     notified: GlobalTableT  # global: episode code -> who was messaged (alerts/notified.py)
     engine: EngineHandle | None = None  # set by streams.engine.supervisor.wire_engine
 

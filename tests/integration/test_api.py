@@ -436,6 +436,7 @@ async def test_openapi_document_lists_every_route(client: Client) -> None:
         "/v1/check-ins",
         "/v1/absences",
         "/v1/returns",
+        "/v1/episodes",
         "/v1/episodes/{code}",
         "/v1/episodes/{code}/updates",
         "/v1/episodes/{code}/acknowledgements",
@@ -443,6 +444,9 @@ async def test_openapi_document_lists_every_route(client: Client) -> None:
         "/v1/children/{ref}/profile",
     }
     assert "AbsenceReported" in doc["components"]["schemas"]
+    listed = doc["paths"]["/v1/episodes"]["get"]
+    assert {p["name"] for p in listed["parameters"]} >= {"status", "limit", "cursor"}
+    assert "EpisodeSummary" in doc["components"]["schemas"]
 
 
 async def test_the_rhi_link_records_the_interview_from_its_form_only(
@@ -506,3 +510,85 @@ async def test_the_rhi_link_records_the_interview_from_its_form_only(
     assert [(r["detail"]["offered_on"], r["detail"]["accepted"]) for r in recorded] == [
         (today, True)
     ]
+
+
+async def _listed(
+    client: Client, who: str, query: str, want: int
+) -> tuple[int, Any, dict[str, str]]:
+    """GET /v1/episodes until it lists ``want`` episodes (the engine's summaries reach every
+    worker's memory through a changelog, a moment after the alerts), or 10 s have passed."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        status, body, headers = await client.call("GET", f"/v1/episodes{query}", who)
+        done = status != 200 or len(body["episodes"]) >= want
+        if done or asyncio.get_running_loop().time() > deadline:
+            return status, body, headers
+        await asyncio.sleep(0.1)
+
+
+async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    """Issue 14, part 1: open episodes per local authority, high risk first, paged, never
+    cached; only for keys with episodes:read, only their own authorities; bad queries 400."""
+    high = await open_episode(client, api_env, "L1")  # county lines: high
+    status, _, _ = await client.call("PUT", "/v1/children/L2/profile", "case", PROFILE)
+    assert status == 202
+    await engine_settled(api_env)  # a child with no profile is high: L2 has one, no flags
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/absences",
+        "carer",
+        {
+            **ABSENCE,
+            "child_ref": "L2",
+            "reported_flags": [],
+            "last_seen_at": "2026-11-28T09:00:00Z",
+        },
+    )
+    assert status == 202
+    status, body, headers = await _listed(client, "duty", "?status=open", 2)
+    assert status == 200 and headers.get("Cache-Control") == "no-store"
+    listed = body["episodes"]
+    assert [e["child_ref"] for e in listed] == ["L1", "L2"]  # high risk before the longer one
+    first = listed[0]
+    assert first["episode_code"] == high and first["tier"] == "high" and first["initials"] == "RT"
+    assert first["next_step"] and first["next_due_at"]
+    assert "Private Name" not in json.dumps(body)
+    status, page, _ = await client.call("GET", "/v1/episodes?limit=1", "duty")
+    assert status == 200 and len(page["episodes"]) == 1 and page["next_cursor"] == "1"
+    status, rest, _ = await client.call("GET", "/v1/episodes?limit=1&cursor=1", "duty")
+    assert [e["child_ref"] for e in rest["episodes"]] == ["L2"] and rest["next_cursor"] is None
+
+    status, body, _ = await client.call("GET", "/v1/episodes", "duty-other")
+    assert status == 200 and body["episodes"] == []  # another authority sees none of them
+    status, _, _ = await client.call("GET", "/v1/episodes?local_authority=LA-EXAMPLE", "duty-other")
+    assert status == 403
+    status, _, _ = await client.call("GET", "/v1/episodes", "carer")  # no episodes:read
+    assert status == 403
+    status, _, _ = await client.call("GET", "/v1/episodes", None)
+    assert status == 401
+    for bad, field in (
+        ("status=gone", "status"),
+        ("limit=1000", "limit"),
+        ("limit=-1", "limit"),
+        ("cursor=x", "cursor"),
+        ("closed_days=" + "9" * 400, "closed_days"),
+        ("local_authority=%ff%fe", "local_authority"),
+        ("local_authority=" + "A" * 5_000, "local_authority"),
+    ):
+        status, body, _ = await client.call("GET", f"/v1/episodes?{bad}", "duty")
+        assert status == 400 and body["detail"]["field"] == field, (bad[:40], status, body)
+    status, _, _ = await client.call("GET", "/v1/episodes?status=" + "x" * 20_000, "duty")
+    assert status in (400, 414)  # beyond aiohttp's request line limit: refused before the view
+
+    status, _, _ = await client.call(
+        "POST",
+        "/v1/returns",
+        "carer",
+        {"child_ref": "L1", "returned_at": "2026-11-28T12:00:00Z", "reporter": {"role": "carer"}},
+    )
+    assert status == 202
+    status, body, _ = await _listed(client, "duty", "?status=closed&closed_days=90", 1)
+    assert [e["child_ref"] for e in body["episodes"]] == ["L1"]
+    assert body["episodes"][0]["status"] == "closed"

@@ -107,7 +107,7 @@ def test_an_apply_that_fails_half_way_leaves_no_torn_state(monkeypatch: Any) -> 
 # ------------------------------------------------------------------ property: isolation
 
 _T = datetime(2026, 11, 28, 22, 0, tzinfo=UTC)
-TOPICS = EngineTopics(*(f"t.{n}" for n in range(8)))
+TOPICS = EngineTopics(*(f"t.{n}" for n in range(9)))
 _GOOD = [
     ev_
     for c in ("G1", "G2", "G3")

@@ -27,6 +27,7 @@ TOPICS = EngineTopics(
     dead_letters="t.dead-letters",
     state_changelog="t.state-changelog",
     codes_changelog="t.codes-changelog",
+    views_changelog="t.views-changelog",
 )
 NOW = T0 + minutes(1)
 BAD_VALUE = b'{"type": "absence", "child_ref": "BAD"'
@@ -161,6 +162,21 @@ def test_opened_episode_code_maps_to_its_child() -> None:
     assert on(out, TOPICS.codes_changelog) == [
         OutRecord(TOPICS.codes_changelog, episode.code.encode(), b"A1", source=0)
     ]
+
+
+def test_each_touched_episode_gets_its_summary_on_the_views_changelog() -> None:
+    _, result = batch()
+    out, _ = batch_output(result, TOPICS, NOW)
+    episode = result.writes[b"A1"].state.open_episode
+    assert episode is not None
+    (sent,) = on(out, TOPICS.views_changelog)
+    assert (sent.key, sent.source) == (episode.code.encode(), 0)
+    summary = json.loads(sent.value)
+    assert (summary["episode_code"], summary["child_ref"], summary["status"]) == (
+        episode.code,
+        "A1",
+        "open",
+    )
 
 
 def test_a_profile_may_not_claim_another_authoritys_child() -> None:

@@ -1,0 +1,152 @@
+"""The duty desk's read model (issue 14, part 1): what the engine writes per episode, and the
+list every worker answers from memory (streams/episodes/views.py, streams/web/episode_list.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import MappingProxyType
+
+import pytest
+
+from schemas.common import RiskFlag, Tier
+from streams.episodes.views import codes_of, summarise, touched
+from streams.web.access import ApiError
+from streams.web.auth import ApiKey, Scope
+from streams.web.episode_list import EpisodeIndex, select
+from streams.web.episode_query import query
+from tests.unit.episode_helpers import T0, Driver, absence, ack, hours, profile, returned
+
+
+def _summary_bytes(driver: Driver, code: str | None = None) -> bytes:
+    assert driver.state is not None
+    episode = driver.state.open_episode or driver.state.recent_episodes[-1]
+    s = summarise(driver.state, episode, driver.policy, T0 + hours(1))
+    return s.__pydantic_serializer__.to_json(s)
+
+
+def _child(
+    name: str, *, flags: list[RiskFlag] | None = None, seen: timedelta = timedelta(0)
+) -> Driver:
+    driver = Driver()
+    driver.send(profile(T0 - timedelta(days=1), child=name), T0)
+    driver.send(absence(T0 - seen, T0, flags=flags or [], child=name), T0)
+    return driver
+
+
+def test_the_summary_says_who_acknowledged_and_what_is_next() -> None:
+    driver = _child("C1", flags=[RiskFlag.TRAFFICKING_SUSPECTED])
+    driver.send(ack(T0 + timedelta(minutes=5), driver.code, child="C1"), T0 + timedelta(minutes=5))
+    assert driver.state is not None and driver.state.open_episode is not None
+    s = summarise(driver.state, driver.state.open_episode, driver.policy, T0)
+    assert s.status == "open" and s.tier is Tier.HIGH and s.initials == "JD"
+    assert list(s.acknowledged_by) == ["sw-1"]
+    assert s.next_step == "high-t2h"  # the until-acknowledged step was silenced
+    assert s.next_due_at == T0 + hours(2)
+    text = s.model_dump_json()
+    assert "Jane" not in text and "Secret" not in text and "asthma" not in text
+
+
+def test_a_spent_ladder_shows_the_next_re_notify() -> None:
+    """Reported three hours after last seen, a high-risk absence fires its whole ladder at
+    once; what happens next is the unacknowledged step's repeat, 15 minutes on."""
+    driver = _child("C1", flags=[RiskFlag.TRAFFICKING_SUSPECTED], seen=hours(3))
+    assert driver.state is not None and driver.state.open_episode is not None
+    s = summarise(driver.state, driver.state.open_episode, driver.policy, T0)
+    assert s.next_step == "high-t30m+r1" and s.next_due_at == T0 + timedelta(minutes=15)
+
+
+def test_touched_names_the_changed_episodes_and_those_that_left() -> None:
+    driver = _child("C1")
+    code = driver.code
+    before = codes_of(driver.state)
+    effects = driver.send(returned(T0 + hours(1), child="C1"), T0 + hours(1))
+    assert driver.state is not None
+    changed, gone = touched(before, driver.state, effects.records)
+    assert [e.code for e in changed] == [code] and gone == []
+    later = codes_of(driver.state)
+    effects = driver.send(profile(T0, child="C1"), T0 + timedelta(days=400))  # pruned by now
+    assert touched(later, driver.state, effects.records) == ([], [code])
+
+
+def test_the_list_puts_open_high_risk_and_longest_missing_first_and_pages() -> None:
+    index = EpisodeIndex()
+    kids = {
+        "A": _child("A"),
+        "B": _child("B", flags=[RiskFlag.TRAFFICKING_SUSPECTED], seen=hours(1)),
+        "C": _child("C", seen=hours(3)),
+        "D": _child("D", flags=[RiskFlag.TRAFFICKING_SUSPECTED]),
+    }
+    for driver in kids.values():
+        index.apply(driver.code.encode(), _summary_bytes(driver))
+    since = T0 - timedelta(days=7)
+    order = [
+        s.child_ref
+        for s in select(
+            index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=0, limit=10
+        )[0]
+    ]
+    assert order == ["B", "D", "C", "A"]  # high (longest first), then standard
+    first, cursor = select(
+        index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=0, limit=3
+    )
+    assert len(first) == 3 and cursor == 3
+    rest, end = select(
+        index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=3, limit=3
+    )
+    assert [s.child_ref for s in rest] == ["A"] and end is None
+    assert (
+        select(
+            index, authorities=["LA-OTHER"], status="all", closed_since=since, offset=0, limit=10
+        )[0]
+        == []
+    )
+    index.apply(kids["D"].code.encode(), None)  # a deleted summary leaves the list
+    assert len(index) == 3
+
+
+def test_an_unreadable_view_keeps_the_old_one_and_never_raises() -> None:
+    index = EpisodeIndex()
+    driver = _child("A")
+    index.apply(driver.code.encode(), _summary_bytes(driver))
+    for hostile in (b"{", b"\xff\xfe", b'{"episode_code": 1}', b"[" * 5000):
+        index.apply(driver.code.encode(), hostile)
+    index.apply(None, b"x")
+    assert len(index) == 1
+
+
+KEY = ApiKey(
+    id="desk",
+    organisation="LA duty desk",
+    sha256="0" * 64,
+    local_authorities=frozenset({"LA-EXAMPLE"}),
+    scopes=frozenset({Scope.EPISODES_READ}),
+)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "missing"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "\uff11\uff10"}, "limit"),  # full-width digits are not a number here
+        ({"cursor": "-1"}, "cursor"),
+        ({"closed_days": "9" * 40}, "closed_days"),
+        ({"cursor": "9" * 5000}, "cursor"),  # int() of this many digits raises ValueError
+        ({"local_authority": "\ufffd\ufffd"}, "local_authority"),  # %ff%fe, decoded
+        ({"local_authority": "LA\x00"}, "local_authority"),
+        ({"local_authority": "A" * 65}, "local_authority"),
+        ({"local_authority": ""}, "local_authority"),
+    ],
+)
+def test_a_bad_query_is_a_400_naming_the_parameter(params: dict[str, str], field: str) -> None:
+    with pytest.raises(ApiError) as err:
+        query(KEY, MappingProxyType(params))
+    assert err.value.status == 400 and err.value.detail["field"] == field
+
+
+def test_another_authority_is_forbidden() -> None:
+    with pytest.raises(ApiError) as err:
+        query(KEY, {"local_authority": "LA-OTHER"})
+    assert err.value.status == 403
+    assert query(KEY, {}) == (["LA-EXAMPLE"], "open", 0, 50, 7)
