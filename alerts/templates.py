@@ -44,7 +44,17 @@ def alert_context(
         "rhi_due": _local(alert.rhi_due_at, zone) if alert.rhi_due_at else "(not known)",
         "returned": _local(alert.returned_at, zone) if alert.returned_at else "(not known)",
         "reason": _repeat_reason(alert.repeat),
+        "cancel_reason": CANCEL_REASONS.get(alert.cancel_reason or "", "withdrawn"),
     }
+
+
+# What a cancelled notice says of each reason code (schemas/events.py, ReportCancelled).
+CANCEL_REASONS = {
+    "not_missing": "the child was not missing",
+    "duplicate_report": "it repeated another report",
+    "wrong_child": "it named the wrong child",
+    "other": "withdrawn by the duty team",
+}
 
 
 def _ordinal(n: int) -> str:

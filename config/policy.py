@@ -119,12 +119,20 @@ class RepeatEpisodes(_Strict):
     template: str
 
 
+class CancelNotice(_Strict):
+    """What everyone already told hears when a false report is cancelled (issue 14)."""
+
+    channels: tuple[Channel, ...] = Field(default=(Channel.SMS, Channel.EMAIL), min_length=1)
+    template: str = "cancelled"
+
+
 class EscalationPolicy(_Strict):
     tiers: dict[Tier, Ladder]
     return_notice: Notice
     return_home_interview: ReturnHomeInterview
     repeat_episodes: RepeatEpisodes
     late_report: LateReport = Field(default_factory=LateReport)
+    cancel_notice: CancelNotice = Field(default_factory=CancelNotice)
     tier_raised_template: str = "tier_raised"
 
     @field_validator("tiers")
@@ -146,6 +154,7 @@ class EscalationPolicy(_Strict):
         used.update((self.return_notice.template, c) for c in self.return_notice.channels)
         used.update((self.repeat_episodes.template, c) for c in self.repeat_episodes.channels)
         used.update((self.late_report.template, c) for c in self.late_report.channels)
+        used.update((self.cancel_notice.template, c) for c in self.cancel_notice.channels)
         return used
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.common import Category, Envelope, EpisodeCode, Instant, Tier
+from schemas.common import CancelReason, Category, Envelope, EpisodeCode, Instant, Tier
 
 
 class AlertKind(StrEnum):
@@ -22,6 +22,7 @@ class AlertKind(StrEnum):
     RHI_OVERDUE = "rhi_overdue"
     STRATEGY_MEETING = "strategy_meeting"
     LATE_REPORT = "late_report"
+    CANCELLED = "cancelled"
     DELIVERY_FAILED = "delivery_failed"
 
 
@@ -79,6 +80,9 @@ class Alert(Envelope):
         default=None, description="When the return home interview is due: return + policy."
     )
     repeat: RepeatCount | None = None
+    cancel_reason: CancelReason | None = Field(
+        default=None, description="Why a report was withdrawn (cancelled notices)."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -153,3 +153,7 @@ class Envelope(BaseModel):
         description="When it happened in the world (timezone-aware ISO 8601)."
     )
     child_ref: ChildRef
+
+
+# Why a false report was withdrawn (issue 14): a code, so records and messages hold no free text.
+CancelReason = Literal["not_missing", "duplicate_report", "wrong_child", "other"]

@@ -12,6 +12,7 @@ from pydantic import Field, TypeAdapter, model_validator
 from pydantic.config import JsonDict
 
 from schemas.common import (
+    CancelReason,
     Category,
     Day,
     Envelope,
@@ -131,6 +132,20 @@ class ReturnInterviewRecorded(Envelope):
     accepted: bool | None = None
 
 
+class ReportCancelled(Envelope):
+    """A false report withdrawn by the duty team (issue 14): the child was never missing, the
+    report repeated another, or named the wrong child. The episode stops, everyone already
+    told is told, and it leaves no SSDA903 period. The reason is a code, so audit records and
+    messages carry no free text; ``note`` is personal and goes nowhere but the event."""
+
+    type: Literal["cancellation"] = "cancellation"
+    episode_code: EpisodeCode
+    reason: CancelReason
+    note: ShortText | None = Field(default=None, json_schema_extra=_PERSONAL)
+    reporter: Reporter
+    api_key_id: str | None = Field(default=None, max_length=64, description="API key used.")
+
+
 class HistoricEpisode(Envelope):
     """A closed episode from before the council used this system (``missing-alerts import
     ssda903``): recorded as history at its own dates, never alerted on, counted by the
@@ -166,6 +181,7 @@ InputEvent = Annotated[
     | EpisodeUpdate
     | Acknowledgement
     | ReturnInterviewRecorded
+    | ReportCancelled
     | HistoricEpisode
     | TimerDue,
     Field(discriminator="type"),
@@ -189,6 +205,7 @@ _INPUT_MODELS: Final = (
     EpisodeUpdate,
     Acknowledgement,
     ReturnInterviewRecorded,
+    ReportCancelled,
     HistoricEpisode,
     TimerDue,
 )

@@ -96,6 +96,13 @@ class ReturnHeldDetail(Detail):
     returned_at: IsoInstant
 
 
+class CancelledDetail(Detail):
+    """A false report withdrawn: the export drops the episode's period."""
+
+    reason: str
+    was_open: bool
+
+
 class IgnoredDetail(Detail):
     reason: str
 
@@ -112,5 +119,6 @@ DETAIL_MODELS: Final[dict[str, type[Detail]]] = {
     "return_interview_recorded": ReturnInterviewDetail,
     "amended": AmendedDetail,
     "return_held": ReturnHeldDetail,
+    "cancelled": CancelledDetail,
     "ignored": IgnoredDetail,
 }

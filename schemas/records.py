@@ -23,6 +23,7 @@ RecordAction = Literal[
     "return_interview_recorded",
     "amended",
     "return_held",
+    "cancelled",
     "ignored",
 ]
 

@@ -108,7 +108,7 @@ class Dispatcher:
     async def on_alert(self, alert: Alert, item: Item) -> None:
         planned = plan(alert, self.policy, self.config.links)
         await self._report(planned, alert, item)
-        if alert.kind is AlertKind.RETURNED:
+        if alert.kind in (AlertKind.RETURNED, AlertKind.CANCELLED):
             item.notified.close(alert.episode_code, alert.occurred_at)
         fresh, duplicates = dedupe(planned.notifications, item.log, self._in_flight)
         for n in duplicates:

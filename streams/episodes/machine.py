@@ -28,12 +28,13 @@ from schemas.events import (
     EpisodeUpdate,
     HistoricEpisode,
     InputEvent,
+    ReportCancelled,
     ReturnInterviewRecorded,
     ReturnReported,
     TimerDue,
 )
+from streams.episodes import cancel, late, timeline
 from streams.episodes import ladder as timing
-from streams.episodes import late, timeline
 from streams.episodes.risk import Assessment
 from streams.episodes.run import Action, Run, iso, unique
 from streams.episodes.state import (
@@ -119,6 +120,8 @@ def next_due_at(state: ChildState, policy: Policy) -> datetime | None:
 
 
 def _handle(run: Run, event: InputEvent) -> None:
+    if cancel.refuses(run, event, _named_episode(event)):
+        return
     match event:
         case ChildProfile():
             _on_profile(run, event)
@@ -134,6 +137,8 @@ def _handle(run: Run, event: InputEvent) -> None:
             _on_return(run, event)
         case ReturnInterviewRecorded():
             _on_return_interview(run, event)
+        case ReportCancelled():
+            cancel.cancel(run, event)
         case HistoricEpisode():
             late.record_history(run, event)
         case TimerDue():
@@ -149,10 +154,17 @@ def _record_duplicate(run: Run) -> None:
         run.record(code, "ignored", id_key="duplicate", reason="duplicate_event")
 
 
+NAMING_EVENTS: Final = (
+    ReturnReported,
+    EpisodeUpdate,
+    Acknowledgement,
+    ReturnInterviewRecorded,
+    ReportCancelled,
+)
+
+
 def _named_episode(event: InputEvent) -> str | None:
-    if isinstance(
-        event, ReturnReported | EpisodeUpdate | Acknowledgement | ReturnInterviewRecorded
-    ):
+    if isinstance(event, NAMING_EVENTS):
         return event.episode_code
     if isinstance(event, HistoricEpisode):
         return episode_code_for(event.child_ref, event.event_id)
@@ -167,11 +179,14 @@ def _remember(state: ChildState, key: str) -> None:
 
 
 def _prune(state: ChildState, now: datetime, policy: Policy) -> None:
-    """Keep closed episodes only while a rule can still look at them."""
-    if not state.recent_episodes:
+    """Keep closed episodes only while a rule can still look at them; cancelled ones as long,
+    so a late event naming one is still recognised."""
+    if not state.recent_episodes and not state.cancelled_episodes:
         return  # most children, most of the time
     windows = (policy.escalation.repeat_episodes.window, policy.risk.medium_previous_window)
     horizon = now - max(windows) - RETENTION_SLACK
+    cancelled = [e for e in state.cancelled_episodes if (e.cancelled_at or now) >= horizon]
+    state.cancelled_episodes = cancelled[-RECENT_EPISODES_CAP:]
     kept = [
         e
         for e in state.recent_episodes

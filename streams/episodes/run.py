@@ -141,6 +141,7 @@ class Run:
             returned_at=returned_at,
             rhi_due_at=returned_at + rhi_within if returned_at else None,
             repeat=repeat,
+            cancel_reason=episode.cancel_reason,
         )
 
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.alerts import Alert, Channel
-from schemas.common import Category, RiskFlag, Tier
+from schemas.common import CancelReason, Category, RiskFlag, Tier
 from schemas.events import ChildProfile
 from schemas.records import EpisodeRecord
 
@@ -120,6 +120,10 @@ class Episode(BaseModel):
         default=False,
         description="Recorded after the child was known to be back: no ladder, one notice.",
     )
+    cancelled_at: datetime | None = Field(
+        default=None, description="A false report withdrawn (issue 14): no period, no timers."
+    )
+    cancel_reason: CancelReason | None = None
     facts: list[Fact] = Field(
         default_factory=list,
         description="The reports and updates it is made of, by when they happened (event time).",
@@ -128,6 +132,12 @@ class Episode(BaseModel):
     @property
     def acknowledged(self) -> bool:
         return bool(self.acknowledged_by)
+
+
+def status_of(episode: Episode) -> Literal["open", "closed", "cancelled"]:
+    if episode.cancelled_at is not None:
+        return "cancelled"
+    return "open" if episode.closed_at is None else "closed"
 
 
 class HeldReturn(BaseModel):
@@ -159,9 +169,16 @@ class ChildState(BaseModel):
         description="Bounded window of processed event ids (seen_key form), for dedupe.",
     )
     held_returns: list[HeldReturn] = Field(default_factory=list)
+    cancelled_episodes: list[Episode] = Field(
+        default_factory=list,
+        description="False reports withdrawn: out of every rule, kept to answer lookups.",
+    )
 
     def closed_episode(self, code: str) -> Episode | None:
         return next((e for e in self.recent_episodes if e.code == code), None)
+
+    def cancelled_episode(self, code: str) -> Episode | None:
+        return next((e for e in self.cancelled_episodes if e.code == code), None)
 
     def last_closed(self) -> Episode | None:
         """The episode that ended latest: new absences may not start before its return."""

@@ -16,10 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from config.policy import Policy
-from schemas.common import Category, Tier, authority_of
+from schemas.common import CancelReason, Category, Tier, authority_of
 from schemas.records import EpisodeRecord
 from streams.episodes import ladder as timing
-from streams.episodes.state import NO_EPISODE, ChildState, Episode
+from streams.episodes.state import NO_EPISODE, ChildState, Episode, status_of
 
 
 class EpisodeSummary(BaseModel):
@@ -29,7 +29,8 @@ class EpisodeSummary(BaseModel):
     child_ref: str
     local_authority: str
     initials: str | None
-    status: Literal["open", "closed"]
+    status: Literal["open", "closed", "cancelled"]
+    cancel_reason: CancelReason | None = None
     tier: Tier
     category: Category
     last_seen_at: datetime
@@ -55,7 +56,8 @@ def summarise(state: ChildState, episode: Episode, policy: Policy, now: datetime
         child_ref=state.child_ref,
         local_authority=authority,
         initials=profile.initials if profile else None,
-        status="open" if episode.closed_at is None else "closed",
+        status=status_of(episode),
+        cancel_reason=episode.cancel_reason,
         tier=episode.tier,
         category=episode.category,
         last_seen_at=episode.last_seen_at,
@@ -72,6 +74,8 @@ def summarise(state: ChildState, episode: Episode, policy: Policy, now: datetime
 def _next_step(episode: Episode, policy: Policy) -> tuple[str | None, datetime | None]:
     """The next ladder step (open) or interview timer (closed) and when it falls due."""
     escalation = policy.escalation
+    if episode.cancelled_at is not None:
+        return None, None
     if episode.closed_at is not None:
         timers = [(rhi.step_id, due) for rhi, due in timing.pending_rhi(episode, escalation)]
         return min(timers, key=lambda pair: pair[1], default=(None, None))
@@ -90,7 +94,7 @@ def codes_of(state: ChildState | None) -> set[str]:
     object, so the old one is gone afterwards)."""
     if state is None:
         return set()
-    return {e.code for e in [*state.recent_episodes, *_open(state)]}
+    return {e.code for e in _all(state)}
 
 
 def touched(
@@ -99,13 +103,14 @@ def touched(
     """The episodes whose summary an event may have changed (named by its records, or the
     open one), and the codes that left the child's state (their summaries are deleted)."""
     named = {r.episode_code for r in records if r.episode_code != NO_EPISODE}
-    known = {e.code: e for e in [*new.recent_episodes, *_open(new)]}
+    known = {e.code: e for e in _all(new)}
     changed = [e for code, e in known.items() if code in named or e is new.open_episode]
     return changed, sorted(before - set(known))
 
 
-def _open(state: ChildState | None) -> list[Episode]:
-    return [state.open_episode] if state is not None and state.open_episode else []
+def _all(state: ChildState) -> list[Episode]:
+    opened = [state.open_episode] if state.open_episode else []
+    return [*state.recent_episodes, *state.cancelled_episodes, *opened]
 
 
 def sort_key(summary: EpisodeSummary) -> tuple[int, int, datetime, str]:

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from schemas.common import authority_of, split_child_ref
 from schemas.record_details import (
     AmendedDetail,
+    CancelledDetail,
     CategoryChangedDetail,
     ClosedDetail,
     OpenedDetail,
@@ -45,6 +46,7 @@ class Period:
     end: datetime | None = None
     rhi_offered_on: date | None = None
     rhi_accepted: bool | None = None
+    cancelled: bool = False  # a false report withdrawn: never a period (docs/ssda903.md)
 
 
 @dataclass
@@ -88,6 +90,8 @@ def _fold(periods: dict[str, Period], rec: EpisodeRecord) -> None:
             # its dates and category as they now stand.
             period.start, period.end = detail.last_seen_at, detail.returned_at
             period.category_code = detail.category_code
+        case CancelledDetail():
+            period.cancelled = True
         case ReturnInterviewDetail():
             period.rhi_offered_on, period.rhi_accepted = detail.offered_on, detail.accepted
         case UpdatedDetail() if detail.last_seen_moved_earlier and detail.last_seen_at:
@@ -119,6 +123,8 @@ def select_periods(
     out = Export(periods=[])
     by_child: dict[str, list[Period]] = {}
     for p in sorted(periods, key=lambda p: (p.child, p.start)):
+        if p.cancelled:
+            continue  # the child was never missing: no period, and no warning about one
         dob = dobs.get(p.child)
         p = _at_eighteen(p, dob, end) if dob is not None else replace(p)
         p_start, p_end = local_date(p.start), local_date(p.end) if p.end else None

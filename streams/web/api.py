@@ -24,6 +24,7 @@ from schemas.events import (
     CheckIn,
     ChildProfile,
     EpisodeUpdate,
+    ReportCancelled,
     ReturnInterviewRecorded,
     ReturnReported,
 )
@@ -281,6 +282,14 @@ def wire_api(w: Wiring, r: Resources) -> Api:
             request, Scope.ACKNOWLEDGE, Acknowledgement, topic=w.events, overrides=fill
         )
 
+    async def post_cancel(request: Any, code: str) -> Any:
+        def fill(data: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+            return {**by_code(code)(data, key), "api_key_id": key.id}
+
+        return await api.accept(
+            request, Scope.EPISODES_CANCEL, ReportCancelled, topic=w.events, overrides=fill
+        )
+
     async def put_profile(request: Any, ref: str) -> Any:
         def fill(data: dict[str, Any], key: ApiKey) -> dict[str, Any]:
             named = data.get("local_authority")
@@ -300,6 +309,7 @@ def wire_api(w: Wiring, r: Resources) -> Api:
     route("/v1/episodes/{code}/updates", {"post": post_update})
     route("/v1/episodes/{code}/return-interview", {"post": post_rhi})
     route("/v1/episodes/{code}/acknowledgements", {"post": post_ack})
+    route("/v1/episodes/{code}/cancellation", {"post": post_cancel})
     route("/v1/children/{ref}/profile", {"put": put_profile})
 
     document = build_openapi()

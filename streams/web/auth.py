@@ -29,6 +29,7 @@ class Scope(StrEnum):
     EPISODES_READ = "episodes:read"
     ACKNOWLEDGE = "acknowledge"
     DELIVERIES_READ = "deliveries:read"  # where a message stands (GET /v1/deliveries/...)
+    EPISODES_CANCEL = "episodes:cancel"  # withdraw a false report (duty teams)
 
 
 class ApiKey(BaseModel):

@@ -10,7 +10,7 @@ from streams.web.access import ApiError
 from streams.web.auth import ApiKey
 
 MAX_LIMIT: Final = 200
-STATUSES: Final = ("open", "closed", "all")
+STATUSES: Final = ("open", "closed", "cancelled", "all")
 MAX_CLOSED_DAYS: Final = 90
 
 

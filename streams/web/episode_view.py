@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.episodes.state import ChildState, Episode
+from streams.episodes.state import ChildState, Episode, status_of
 
 
 def find_episode(state: ChildState, code: str) -> Episode | None:
     if state.open_episode is not None and state.open_episode.code == code:
         return state.open_episode
-    return next((e for e in state.recent_episodes if e.code == code), None)
+    return state.closed_episode(code) or state.cancelled_episode(code)
 
 
 def episode_view(state: ChildState, episode: Episode) -> dict[str, Any]:
@@ -20,7 +20,8 @@ def episode_view(state: ChildState, episode: Episode) -> dict[str, Any]:
         "child_ref": state.child_ref,
         "initials": profile.initials if profile else None,
         "local_authority": profile.local_authority if profile else None,
-        "status": "open" if episode.closed_at is None else "closed",
+        "status": status_of(episode),
+        "cancel_reason": episode.cancel_reason,
         "category": episode.category.value,
         "tier": episode.tier.value,
         "profile_missing": episode.profile_missing,

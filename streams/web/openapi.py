@@ -14,6 +14,7 @@ from schemas.events import (
     CheckIn,
     ChildProfile,
     EpisodeUpdate,
+    ReportCancelled,
     ReturnInterviewRecorded,
     ReturnReported,
 )
@@ -50,6 +51,14 @@ WRITES: list[tuple[str, str, type[BaseModel], str, str, tuple[str, ...]]] = [
         "acknowledge",
         "Acknowledge an episode (as someone who was messaged, or as the key's responder)",
         ("episode_code", "child_ref", "via", "basis", "api_key_id"),
+    ),
+    (
+        "post",
+        "/v1/episodes/{code}/cancellation",
+        ReportCancelled,
+        "episodes:cancel",
+        "Cancel a false report: the episode stops, everyone told hears, no SSDA903 period",
+        ("episode_code", "child_ref", "api_key_id"),
     ),
     (
         "put",

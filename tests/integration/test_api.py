@@ -592,3 +592,51 @@ async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
     status, body, _ = await _listed(client, "duty", "?status=closed&closed_days=90", 1)
     assert [e["child_ref"] for e in body["episodes"]] == ["L1"]
     assert body["episodes"][0]["status"] == "closed"
+
+
+async def test_a_false_report_is_cancelled_by_the_duty_team_only(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    """Issue 14: POST /v1/episodes/{code}/cancellation (scope episodes:cancel, the key's own
+    authorities): the ladder stops, everyone told gets a cancelled notice, the list shows it
+    cancelled; bad reasons are 422 naming the field, hostile bodies 4xx."""
+    code = await open_episode(client, api_env, "X1")
+    path = f"/v1/episodes/{code}/cancellation"
+    body = {"reason": "not_missing", "reporter": {"role": "social_worker"}}
+    assert (await client.call("POST", path, None, body))[0] == 401
+    assert (await client.call("POST", path, "carer", body))[0] == 403  # no episodes:cancel
+    assert (await client.call("POST", path, "duty-other", body))[0] == 403  # another authority
+    for bad, field in (
+        ({**body, "reason": "changed my mind"}, "reason"),
+        ({**body, "reporter": {"role": "x" * 10_000}}, "reporter.role"),
+        ({**body, "occurred_at": "0001-01-01T00:00:00Z"}, "occurred_at"),
+        ({**body, "note": {"a": [[[[[[[[[[1]]]]]]]]]]}}, "note"),
+    ):
+        status, problem, _ = await client.call("POST", path, "duty", bad)
+        assert status == 422, (bad, status, problem)
+        assert field in {e["field"] for e in problem["detail"]}, problem
+    status, _, _ = await client.call("POST", "/v1/episodes/ZZZZZZ/cancellation", "duty", body)
+    assert status == 404
+
+    status, accepted, _ = await client.call("POST", path, "duty", body)
+    assert status == 202, accepted
+    alerts = await wait_alerts(
+        api_env, lambda a: any(x["episode_code"] == code and x["kind"] == "cancelled" for x in a)
+    )
+    notice = next(a for a in alerts if a["episode_code"] == code and a["kind"] == "cancelled")
+    told = [r for a in alerts if a["episode_code"] == code and a is not notice for r in a["roles"]]
+    assert notice["roles"] == list(dict.fromkeys(told)) and notice["cancel_reason"] == "not_missing"
+    status, listed, _ = await _listed(client, "duty", "?status=cancelled", 1)
+    assert [(e["episode_code"], e["status"]) for e in listed["episodes"]] == [(code, "cancelled")]
+    status, view, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+    assert status == 200 and view["status"] == "cancelled"
+    await engine_settled(api_env)
+    records = await read_topic(
+        api_env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        f"{api_env['MISSING_ALERTS_TOPIC_PREFIX']}.episode-events",
+        until=10_000,
+        within=5,
+    )
+    mine = [r for r in records if r.get("episode_code") == code]
+    assert [r["detail"]["reason"] for r in mine if r["action"] == "cancelled"] == ["not_missing"]
+    assert "api_key_id" in next(r["detail"] for r in mine if r["action"] == "cancelled")

@@ -16,7 +16,7 @@ KEYS: dict[str, tuple[str, list[str], list[str], str | None]] = {
     "duty": (
         "duty-team",
         ["LA-EXAMPLE"],
-        ["episodes:read", "acknowledge", "deliveries:read"],
+        ["episodes:read", "acknowledge", "deliveries:read", "episodes:cancel"],
         "dsw-day",
     ),
     # A team key with no responder: may acknowledge only for someone who was messaged.
@@ -24,7 +24,7 @@ KEYS: dict[str, tuple[str, list[str], list[str], str | None]] = {
     "duty-other": (
         "duty-other",
         ["LA-OTHER"],
-        ["episodes:read", "acknowledge", "deliveries:read"],
+        ["episodes:read", "acknowledge", "deliveries:read", "episodes:cancel"],
         None,
     ),
 }
