@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.episodes.state import ChildState, Episode, status_of
+from streams.web.episode_timeline import timeline
 
 
 def find_episode(state: ChildState, code: str) -> Episode | None:
@@ -30,6 +31,7 @@ def episode_view(state: ChildState, episode: Episode) -> dict[str, Any]:
         "returned_at": episode.returned_at.isoformat() if episode.returned_at else None,
         "steps_fired": {k: v.isoformat() for k, v in sorted(episode.fired.items())},
         "acknowledged_by": {k: v.isoformat() for k, v in episode.acknowledged_by.items()},
+        "timeline": timeline(episode),
         "return_interview": {
             "offered_on": episode.rhi_offered_on.isoformat() if episode.rhi_offered_on else None,
             "accepted": episode.rhi_accepted,
