@@ -28,6 +28,7 @@ from bench import (
     alert_latency,
     api_throughput,
     engine_throughput,
+    episode_list,
     escalation_lateness,
     memory,
     recovery,
@@ -46,6 +47,7 @@ SCENARIOS: dict[str, Scenario] = {
     recovery.NAME: recovery.run,
     alert_latency.NAME: alert_latency.run,
     api_throughput.NAME: api_throughput.run,
+    episode_list.NAME: episode_list.run,
 }
 DOC = REPO / "docs" / "BENCHMARKS.md"
 
@@ -72,6 +74,8 @@ QUICK = {
     "latency_absences": 40,
     "latency_interval": 0.1,
     "latency_warmup": 2.0,
+    "list_episodes": 2_000,
+    "list_seconds": 5.0,
 }
 
 
@@ -188,6 +192,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument(
         "--api-rate", type=float, default=500.0, help="total requests/s (0: back to back)"
     )
+    g = p.add_argument_group("episode_list")
+    g.add_argument("--list-episodes", type=int, default=10_000, help="open episodes listed")
+    g.add_argument("--list-clients", type=int, default=10, help="clients per URL")
+    g.add_argument("--list-rate", type=float, default=50.0, help="requests/s per URL in total")
+    g.add_argument("--list-seconds", type=float, default=20.0)
+    g.add_argument("--list-warmup", type=float, default=3.0)
     args = p.parse_args(argv)
     if args.quick:
         given = {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # this long after the episode closed (docs/privacy.md); the sweep looks this often.
     delivery_retention_days: float = Field(default=90.0, gt=0)
     retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
+    # How often the worker looks for a changed rota.yaml or API keys file (SIGHUP: at once).
+    config_reload_interval_s: float = Field(default=2.0, gt=0)
 
     # Policy files (escalation.yaml, risk.yaml, rota.yaml, templates/).
     policy_dir: Path = POLICY_DIR

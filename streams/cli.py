@@ -7,6 +7,7 @@ operator reading it at night needs the file and field, not a stack.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -68,6 +69,9 @@ def worker(web_port: int | None, loglevel: str | None) -> None:
     from streams.runtime.clock import clock_from_settings
     from telemetry.logging import configure_logging
 
+    # SIGHUP means "reload the rota and keys" (streams/reload.py), never "exit": ignored until
+    # the handler is installed, so one sent during start-up cannot stop the worker.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings, policy = _load()
     if web_port is not None:
         settings = settings.model_copy(update={"web_port": web_port})

@@ -435,6 +435,13 @@ class Metrics:
             ["role", "kind"],
             registry=reg,
         )
+        self.config_reloads = Counter(
+            f"{ns}_config_reloads",
+            "Rota and API-key files found changed while running, by file and outcome (applied, "
+            "or refused with the old one kept).",
+            ["kind", "outcome"],
+            registry=reg,
+        )
         self.retention_deleted_total = Counter(
             f"{ns}_retention_deleted",
             "Records deleted (tombstoned) because they outlived their retention: delivery "
@@ -467,6 +474,9 @@ class Metrics:
             self.timer_rebuilds.labels(timer=name)
         for outcome in TWILIO_CALLBACK_OUTCOMES:
             self.twilio_callbacks.labels(outcome=outcome)
+        for kind in ("rota", "api_keys"):
+            for outcome in ("applied", "refused"):
+                self.config_reloads.labels(kind=kind, outcome=outcome)
 
     # -- engine -----------------------------------------------------------------------------
 

@@ -187,6 +187,9 @@ async def run(settings: Settings, port: int) -> None:
 
 
 def main() -> None:
+    # The worker reloads its rota on SIGHUP; the engine has nothing to reload and must not die
+    # of a SIGHUP sent to the whole process group.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         settings = load_settings()
     except ConfigError as exc:

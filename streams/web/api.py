@@ -28,6 +28,7 @@ from schemas.events import (
     ReturnInterviewRecorded,
     ReturnReported,
 )
+from streams.episodes.state import episode_code_for
 from streams.kafka.decode import field_errors, future_fields
 from streams.web.access import (
     EPISODE_CODE,
@@ -47,6 +48,7 @@ from streams.web.auth import (
     bearer,
     load_checked_keys,
 )
+from streams.web.episode_index import EpisodeIndex
 from streams.web.idempotency import IdempotencyCache, body_hash, event_id_for
 from streams.web.openapi import build_openapi
 from streams.worker.wiring import Resources, Wiring
@@ -83,7 +85,8 @@ class Api:
 
     # -- checks ---------------------------------------------------------------------------
 
-    def authenticate(self, request: Any, scope: Scope) -> ApiKey:
+    def authenticate(self, request: Any, scope: Scope | tuple[Scope, ...]) -> ApiKey:
+        """The request's key, if it holds ``scope`` (or one of them)."""
         peer = request.remote or "unknown"
         if not self.anonymous.has_budget(peer):
             raise ApiError(429, "rate_limited", None, {"Retry-After": "60"})
@@ -96,8 +99,10 @@ class Api:
                 "send 'Authorization: Bearer <api key>'",
                 {"WWW-Authenticate": "Bearer"},
             )
-        if scope not in key.scopes:
-            raise ApiError(403, "forbidden", f"this key lacks the '{scope.value}' scope")
+        wanted = (scope,) if isinstance(scope, Scope) else scope
+        if not any(s in key.scopes for s in wanted):
+            names = " or ".join(f"'{s.value}'" for s in wanted)
+            raise ApiError(403, "forbidden", f"this key lacks the {names} scope")
         allowed, wait = self.limiter.allow(key)
         if not allowed:
             raise ApiError(429, "rate_limited", None, {"Retry-After": str(max(1, round(wait)))})
@@ -150,7 +155,9 @@ class Api:
         *,
         topic: Any,
         overrides: Callable[[dict[str, Any], ApiKey], dict[str, Any]] | None = None,
+        answer: Callable[[Any], dict[str, Any]] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``answer``: more of the 202's body, from the event (kept for an idempotent replay)."""
         key = self.authenticate(request, scope)
         idem = idempotency_key(request.headers.get("Idempotency-Key"))
         raw, data = await self.body(request)
@@ -180,6 +187,8 @@ class Api:
         child_ref = str(getattr(event, "child_ref"))  # noqa: B009
         await self.produce(topic, child_ref, event)
         response = {"status": "accepted", "event_id": str(getattr(event, "event_id"))}  # noqa: B009
+        if answer is not None:
+            response.update(answer(event))
         if idem:
             self.replays.put(key.id, idem, hashed, 202, response)
         log.info(
@@ -221,7 +230,8 @@ class Api:
         return acknowledger(key, given, self.notified(code))
 
 
-def wire_api(w: Wiring, r: Resources) -> Api:
+def wire_api(w: Wiring, r: Resources, index: EpisodeIndex) -> Api:
+    """``index``: the duty desk's read model, for the episode code a report opens or joins."""
     api = Api(w, r)
 
     def route(path: str, handlers: dict[str, Handler]) -> None:
@@ -253,8 +263,16 @@ def wire_api(w: Wiring, r: Resources) -> Api:
     async def post_check_in(request: Any) -> Any:
         return await api.accept(request, Scope.EVENTS_WRITE, CheckIn, topic=w.events)
 
+    def episode_of(event: AbsenceReported) -> dict[str, Any]:
+        # The open episode it joins as the read model knows it now, else the one it opens
+        # (the code derives from the opening event: streams/episodes/state.py).
+        code = index.open_code(event.child_ref) or episode_code_for(event.child_ref, event.event_id)
+        return {"episode_code": code}
+
     async def post_absence(request: Any) -> Any:
-        return await api.accept(request, Scope.EVENTS_WRITE, AbsenceReported, topic=w.events)
+        return await api.accept(
+            request, Scope.EVENTS_WRITE, AbsenceReported, topic=w.events, answer=episode_of
+        )
 
     async def post_return(request: Any) -> Any:
         return await api.accept(request, Scope.EVENTS_WRITE, ReturnReported, topic=w.events)

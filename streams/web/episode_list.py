@@ -10,54 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import faust
-from pydantic import ValidationError
 
-from streams.episodes.views import EpisodeSummary, sort_key
+from streams.episodes.views import EpisodeSummary
 from streams.web.access import ApiError
 from streams.web.api import Api, problem
 from streams.web.auth import Scope
+from streams.web.episode_index import EpisodeIndex
 from streams.web.episode_query import query
 from streams.worker.wiring import Resources, Wiring
-from telemetry.logging import get_logger
 
-log = get_logger("missing_alerts.web.episode_list")
 NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
-class EpisodeIndex:
-    """Episode code -> summary; the sorted order is rebuilt only after a change."""
+class Page(NamedTuple):
+    """One page of the key's episodes, where the next starts (None at the end), and how many
+    there are in all (the desk's "12 open")."""
 
-    def __init__(self) -> None:
-        self._by_code: dict[str, EpisodeSummary] = {}
-        self._sorted: list[EpisodeSummary] | None = None
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if not key:
-            return
-        code = key.decode("ascii", "replace")
-        if value is None:
-            self._by_code.pop(code, None)
-        else:
-            try:
-                self._by_code[code] = EpisodeSummary.model_validate_json(value)
-            except ValidationError:  # a later version's record: leave the old one
-                log.warning("episode view unreadable", episode_code=code[:12])
-                return
-        self._sorted = None
-
-    async def on_changelog_event(self, event: Any) -> None:
-        self.apply(event.message.key, event.message.value)
-
-    def ordered(self) -> list[EpisodeSummary]:
-        if self._sorted is None:
-            self._sorted = sorted(self._by_code.values(), key=sort_key)
-        return self._sorted
-
-    def __len__(self) -> int:
-        return len(self._by_code)
+    episodes: list[EpisodeSummary]
+    next_offset: int | None
+    total: int
 
 
 def select(
@@ -68,8 +42,7 @@ def select(
     closed_since: datetime,
     offset: int,
     limit: int,
-) -> tuple[list[EpisodeSummary], int | None]:
-    """One page of the key's episodes, and the offset of the next page (None at the end)."""
+) -> Page:
     allowed = set(authorities)
     chosen = [
         s
@@ -78,8 +51,8 @@ def select(
         and (status == "all" or s.status == status)
         and (s.status == "open" or (s.returned_at or s.updated_at) >= closed_since)
     ]
-    page = chosen[offset : offset + limit]
-    return page, (offset + limit if offset + limit < len(chosen) else None)
+    end = offset + limit
+    return Page(chosen[offset:end], end if end < len(chosen) else None, len(chosen))
 
 
 def wire_episode_list(w: Wiring, r: Resources, api: Api, index: EpisodeIndex) -> None:
@@ -92,7 +65,7 @@ def wire_episode_list(w: Wiring, r: Resources, api: Api, index: EpisodeIndex) ->
             except ApiError as exc:
                 return problem(self, exc)
             since = r.clock.now() - timedelta(days=days)
-            page, next_offset = select(
+            page = select(
                 index,
                 authorities=authorities,
                 status=status,
@@ -101,7 +74,8 @@ def wire_episode_list(w: Wiring, r: Resources, api: Api, index: EpisodeIndex) ->
                 limit=limit,
             )
             body = {
-                "episodes": [s.model_dump(mode="json") for s in page],
-                "next_cursor": str(next_offset) if next_offset is not None else None,
+                "episodes": [s.model_dump(mode="json") for s in page.episodes],
+                "next_cursor": str(page.next_offset) if page.next_offset is not None else None,
+                "total": page.total,
             }
             return self.json(body, headers=NO_STORE)

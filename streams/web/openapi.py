@@ -186,6 +186,24 @@ def build_openapi(version: str = "1.0.0") -> dict[str, Any]:
         }
     }
     paths["/v1/episodes"] = _episode_list()
+    paths["/v1/episodes/{code}/status"] = {
+        "get": {
+            "summary": "What a carer sees: open, closed or cancelled; acknowledged by whom, when",
+            "description": "Requires scope `events:write` or `episodes:read`; another "
+            "authority's episode is 404. From the read model on any worker; no-store.",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "Status",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_errors(401, 403, 404),
+            },
+        }
+    }
     schemas["EpisodeSummary"] = EpisodeSummary.model_json_schema(ref_template=REF)
     return {
         "openapi": "3.1.0",
@@ -223,8 +241,9 @@ def _episode_list() -> dict[str, Any]:
                 "items": {"$ref": REF.format(model="EpisodeSummary")},
             },
             "next_cursor": {"type": ["string", "null"]},
+            "total": {"type": "integer", "description": "How many match, on every page"},
         },
-        "required": ["episodes", "next_cursor"],
+        "required": ["episodes", "next_cursor", "total"],
     }
     return {
         "get": {

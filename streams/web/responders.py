@@ -17,6 +17,7 @@ import faust
 from alerts import notified as notified_codec
 from alerts.ack_links import parse_sms_ack, verify_link
 from alerts.receipts import signature_valid
+from config.policy import Rota
 from schemas.events import Acknowledgement
 from streams.engine.contract import fetch_state
 from streams.episodes.codec import decode_state
@@ -52,10 +53,14 @@ def _confirm_page(code: str, token: str) -> str:
     return page(f"Acknowledge episode {code}?", text, button)
 
 
+def person_by_phone(rota: Rota, phone: str) -> str | None:
+    """Looked up per reply, from the rota in use now (it can be reloaded: streams/reload.py)."""
+    return next((pid for pid, p in rota.people.items() if phone and p.phone == phone), None)
+
+
 def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
-    settings, rota = r.settings, r.policy.rota
+    settings = r.settings
     engine = w.engine_handle()
-    by_phone = {p.phone: pid for pid, p in rota.people.items() if p.phone}
     twilio_token = (
         settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     )
@@ -156,7 +161,7 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
             code = parse_sms_ack(params.get("Body", ""))
             if code is None:
                 return "To acknowledge, reply ACK followed by the episode code, e.g. ACK K7Q2MD."
-            person = by_phone.get(params.get("From", ""))
+            person = person_by_phone(r.policy.rota, params.get("From", ""))
             notified = notified_codec.decode(w.notified.get(code.encode())).people
             if person is None or person not in notified:
                 log.warning("sms ack refused: sender not notified", episode_code=code)

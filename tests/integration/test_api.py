@@ -557,6 +557,7 @@ async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
     assert "Private Name" not in json.dumps(body)
     status, page, _ = await client.call("GET", "/v1/episodes?limit=1", "duty")
     assert status == 200 and len(page["episodes"]) == 1 and page["next_cursor"] == "1"
+    assert page["total"] == 2
     status, rest, _ = await client.call("GET", "/v1/episodes?limit=1&cursor=1", "duty")
     assert [e["child_ref"] for e in rest["episodes"]] == ["L2"] and rest["next_cursor"] is None
 
@@ -640,3 +641,46 @@ async def test_a_false_report_is_cancelled_by_the_duty_team_only(
     mine = [r for r in records if r.get("episode_code") == code]
     assert [r["detail"]["reason"] for r in mine if r["action"] == "cancelled"] == ["not_missing"]
     assert "api_key_id" in next(r["detail"] for r in mine if r["action"] == "cancelled")
+
+
+async def test_the_carer_gets_the_episode_code_and_reads_its_status(
+    client: Client, api_env: dict[str, str]
+) -> None:
+    """Issue 14, part 3: the absence's 202 names the episode it opens (or joins), and the
+    carer's key reads its status, acknowledgements by rota name, from any worker."""
+    status, _, _ = await client.call("PUT", "/v1/children/S1/profile", "case", PROFILE)
+    assert status == 202
+    await engine_settled(api_env)
+    status, accepted, _ = await client.call(
+        "POST", "/v1/absences", "carer", {**ABSENCE, "child_ref": "S1"}
+    )
+    assert status == 202 and len(accepted["episode_code"]) == 6, accepted
+    code = accepted["episode_code"]
+    path = f"/v1/episodes/{code}/status"
+    deadline = asyncio.get_running_loop().time() + 10
+    while (got := await client.call("GET", path, "carer"))[0] == 404:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.1)
+    status, seen, headers = got
+    assert status == 200 and seen["status"] == "open" and seen["acknowledged"] == []
+    assert headers.get("Cache-Control") == "no-store"
+    # A second report while it is open joins it: the same code comes back.
+    status, again, _ = await client.call(
+        "POST", "/v1/absences", "carer", {**ABSENCE, "child_ref": "S1"}
+    )
+    assert status == 202 and again["episode_code"] == code
+
+    status, _, _ = await client.call("POST", f"/v1/episodes/{code}/acknowledgements", "duty", {})
+    assert status == 202
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (got := await client.call("GET", path, "carer"))[1]["acknowledged"]:
+        assert asyncio.get_running_loop().time() < deadline, got
+        await asyncio.sleep(0.1)
+    (ack,) = got[1]["acknowledged"]
+    assert ack["by"] == "Duty social worker (day)" and "+44" not in json.dumps(got[1])
+
+    assert (await client.call("GET", path, None))[0] == 401
+    assert (await client.call("GET", path, "case"))[0] == 403  # profiles only
+    assert (await client.call("GET", path, "carer-other"))[0] == 404  # not their authority
+    for hostile in ("x" * 5000, "%ff%fe", "..%2f..%2fetc"):
+        assert (await client.call("GET", f"/v1/episodes/{hostile}/status", "carer"))[0] == 404

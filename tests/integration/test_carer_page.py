@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = REPO / "test-artifacts"
+DUTY_SECRET = "test-duty-" + secrets.token_urlsafe(16)
 STATIC = REPO / "streams" / "web" / "static"
 BROWSER_TZ = "Europe/Paris"  # not UTC, so the local -> UTC conversion is really exercised
 # Visible controls smaller than a 44 px touch target, and horizontal overflow (px).
@@ -134,9 +135,31 @@ def carer_key(pipeline_env: dict[str, str], tmp_path: Path) -> str:
         f"    sha256: {hashlib.sha256(secret.encode()).hexdigest()}\n"
         "    local_authorities: [LA-EXAMPLE]\n"
         '    scopes: ["events:write"]\n'
+        # The duty team, which cancels the report at the end (issue 14).
+        "  - id: test-duty\n"
+        "    organisation: LA-EXAMPLE duty team\n"
+        f"    sha256: {hashlib.sha256(DUTY_SECRET.encode()).hexdigest()}\n"
+        "    local_authorities: [LA-EXAMPLE]\n"
+        '    scopes: ["episodes:read", "episodes:cancel"]\n'
     )
     pipeline_env["MISSING_ALERTS_API_KEYS_FILE"] = str(path)
     return secret
+
+
+async def _status(page: Any, want: str, within: float = 20.0) -> str:
+    """Press "Check status" until the answer says ``want``: the engine writes the read model a
+    moment after each event, and the page says "try again shortly" until then."""
+    box = page.locator("#episode-status")
+    deadline = time.monotonic() + within
+    while True:
+        async with page.expect_response("**/v1/episodes/*/status"):
+            await page.get_by_role("button", name="Check status").click()
+        await box.wait_for(state="visible")
+        text = str(await box.inner_text())
+        if want in text:
+            return text
+        assert time.monotonic() < deadline, text
+        await page.wait_for_timeout(250)
 
 
 @asynccontextmanager
@@ -296,7 +319,14 @@ async def _carer_scenario(
     assert "Absence reported for C123" in await outcome.inner_text()
     event_id = await page.locator("#event-id").inner_text()
     assert UUID_RE.match(event_id)
+    # Issue 14: the episode code is shown, and its status can be looked up with the key.
+    code = await page.locator("#episode-code").inner_text()
+    assert re.fullmatch(r"[A-Z2-9]{6}", code), code
+    assert await page.locator("#status-code").input_value() == code
     await shot(page, "3-absence-sent")
+    text = await _status(page, "Open:")
+    assert "Not yet acknowledged" in text and code in text
+    await shot(page, "3b-episode-status", full_page=True)
     # The form is cleared: nothing about the child is left behind.
     assert await absence.get_by_label("Child reference").input_value() == ""
     assert not await absence.get_by_label("Trafficking is suspected").is_checked()
@@ -377,6 +407,18 @@ async def _carer_scenario(
     ], records
     assert records[1]["how"] == "found" and records[1]["child_ref"] == "C123"
     assert records[2]["present_at_placement"] is True
+
+    # -- the duty team cancels the report as false: the carer sees it -----------------------------
+    res = await browser.request.post(
+        f"{base}/v1/episodes/{code}/cancellation",
+        headers={"Authorization": f"Bearer {DUTY_SECRET}", "Content-Type": "application/json"},
+        data='{"reason": "not_missing", "reporter": {"role": "social_worker"}}',
+    )
+    assert res.status == 202, await res.text()
+    await page.locator("#status-code").fill(code.lower())  # typed in lower case: still found
+    text = await _status(page, "Cancelled:")
+    assert "the child was not missing" in text
+    await shot(page, "7-episode-cancelled", full_page=True)
 
     # -- sign out forgets the key -----------------------------------------------------------------
     await page.get_by_role("button", name="Sign out").click()

@@ -3,6 +3,7 @@ list every worker answers from memory (streams/episodes/views.py, streams/web/ep
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from types import MappingProxyType
 
@@ -12,9 +13,11 @@ from schemas.common import RiskFlag, Tier
 from streams.episodes.views import codes_of, summarise, touched
 from streams.web.access import ApiError
 from streams.web.auth import ApiKey, Scope
-from streams.web.episode_list import EpisodeIndex, select
+from streams.web.episode_index import EpisodeIndex
+from streams.web.episode_list import select
 from streams.web.episode_query import query
-from tests.unit.episode_helpers import T0, Driver, absence, ack, hours, profile, returned
+from streams.web.episode_status import carer_status
+from tests.unit.episode_helpers import T0, Driver, absence, ack, hours, minutes, profile, returned
 
 
 def _summary_bytes(driver: Driver, code: str | None = None) -> bytes:
@@ -86,11 +89,11 @@ def test_the_list_puts_open_high_risk_and_longest_missing_first_and_pages() -> N
         )[0]
     ]
     assert order == ["B", "D", "C", "A"]  # high (longest first), then standard
-    first, cursor = select(
+    first, cursor, total = select(
         index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=0, limit=3
     )
-    assert len(first) == 3 and cursor == 3
-    rest, end = select(
+    assert len(first) == 3 and cursor == 3 and total == 4
+    rest, end, _ = select(
         index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=3, limit=3
     )
     assert [s.child_ref for s in rest] == ["A"] and end is None
@@ -150,3 +153,32 @@ def test_another_authority_is_forbidden() -> None:
         query(KEY, {"local_authority": "LA-OTHER"})
     assert err.value.status == 403
     assert query(KEY, {}) == (["LA-EXAMPLE"], "open", 0, 50, 7)
+
+
+def test_the_index_knows_each_childs_open_episode_until_it_closes_or_goes() -> None:
+    index = EpisodeIndex()
+    driver = _child("A")
+    code = driver.code
+    index.apply(code.encode(), _summary_bytes(driver))
+    assert index.open_code("A") == code and index.open_code("B") is None
+    driver.send(returned(T0 + hours(1), child="A"), T0 + hours(1))
+    index.apply(code.encode(), _summary_bytes(driver))
+    assert index.open_code("A") is None and index.get(code) is not None
+    index.apply(code.encode(), None)  # tombstone
+    assert index.get(code) is None and len(index) == 0
+
+
+def test_the_carer_sees_who_acknowledged_by_rota_name_only() -> None:
+    driver = _child("C1", flags=[RiskFlag.TRAFFICKING_SUSPECTED])
+    driver.send(ack(T0 + minutes(4), driver.code, "dsw-day", child="C1"), T0 + minutes(4))
+    assert driver.state is not None and driver.state.open_episode is not None
+    summary = summarise(driver.state, driver.state.open_episode, driver.policy, T0)
+    people = driver.policy.rota.people
+    answer = carer_status(summary, people)
+    assert answer["status"] == "open"
+    assert answer["acknowledged"] == [
+        {"by": people["dsw-day"].display_name, "at": (T0 + minutes(4)).isoformat()}
+    ]
+    text = json.dumps(answer)
+    for private in (people["dsw-day"].phone, people["dsw-day"].email, "JD", "Jane"):
+        assert private and private not in text

@@ -127,6 +127,30 @@
     }
   }
 
+  async function getJson(path, apiKey) {
+    const controller = new AbortController();
+    const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
+    try {
+      const res = await fetch(path, {
+        method: "GET",
+        headers: { Accept: "application/json", Authorization: `Bearer ${apiKey}` },
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+        signal: controller.signal,
+      });
+      let data = null;
+      try {
+        data = await res.json();
+      } catch (_err) {
+        data = null;
+      }
+      return { status: res.status, data };
+    } finally {
+      window.clearTimeout(timer);
+    }
+  }
+
   function setBusy(button, busy, busyText) {
     if (busy) {
       button.dataset.label = button.textContent;
@@ -531,7 +555,14 @@
       const [title, next] = DONE[form.dataset.action](body.child_ref);
       const ref = el("p", { class: "event-id" });
       ref.append("Reference: ", el("code", { id: "event-id" }, String(data.event_id || "")));
-      showOutcome("success", title, [next, ref]);
+      const lines = [next, ref];
+      if (typeof data.episode_code === "string" && CODE_RE.test(data.episode_code)) {
+        const code = el("p", { class: "episode-code" });
+        code.append("Episode code: ", el("code", { id: "episode-code" }, data.episode_code));
+        lines.push(code, "Check its status below at any time with this code.");
+        $("#status-code").value = data.episode_code;
+      }
+      showOutcome("success", title, lines);
       form.reset();
       setDefaults(form);
       return;
@@ -567,7 +598,92 @@
     ]);
   }
 
+  // -- episode status -------------------------------------------------------------------------
+
+  const CODE_RE = /^[A-Za-z0-9]{4,12}$/;
+  const CANCELLED_BECAUSE = {
+    not_missing: "the child was not missing",
+    duplicate_report: "it repeated another report",
+    wrong_child: "it named the wrong child",
+    other: "withdrawn by the duty team",
+  };
+
+  function statusLines(data) {
+    const lines = [];
+    if (data.status === "cancelled") {
+      const why = CANCELLED_BECAUSE[data.cancel_reason] || CANCELLED_BECAUSE.other;
+      lines.push(`Cancelled: the report was withdrawn (${why}).`);
+    } else if (data.status === "closed") {
+      lines.push(`Closed: the child was recorded as back at ${localTime(data.returned_at)}.`);
+    } else {
+      lines.push("Open: the duty team is being alerted.");
+    }
+    const acks = Array.isArray(data.acknowledged) ? data.acknowledged : [];
+    if (acks.length === 0 && data.status === "open") {
+      lines.push("Not yet acknowledged by the duty team.");
+    }
+    for (const ack of acks) {
+      lines.push(`Acknowledged by ${String(ack.by)} at ${localTime(ack.at)}.`);
+    }
+    return lines;
+  }
+
+  function localTime(iso) {
+    const when = new Date(String(iso));
+    if (Number.isNaN(when.getTime())) {
+      return "(unknown time)";
+    }
+    return when.toLocaleString("en-GB", {
+      timeZone: "Europe/London",
+      weekday: "short",
+      day: "numeric",
+      month: "short",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  async function onStatus(event) {
+    event.preventDefault();
+    const box = $("#episode-status");
+    const code = $("#status-code").value.trim().toUpperCase();
+    box.hidden = false;
+    box.textContent = "";
+    if (!CODE_RE.test(code)) {
+      box.append(el("p", { class: "field-error" }, "Enter the episode code: 4 to 12 letters and digits."));
+      return;
+    }
+    const apiKey = storedKey();
+    let res = null;
+    try {
+      res = await getJson(`/v1/episodes/${encodeURIComponent(code)}/status`, apiKey || "");
+    } catch (_err) {
+      res = null;
+    }
+    let lines;
+    if (res === null) {
+      lines = ["The status could not be fetched (no connection). Try again."];
+    } else if (res.status === 200 && res.data) {
+      lines = statusLines(res.data);
+    } else if (res.status === 404) {
+      lines = ["No episode with that code for your organisation yet. A new report takes a "
+        + "moment to appear: try again shortly."];
+    } else if (res.status === 401 || res.status === 403) {
+      lines = ["Your key does not allow this. Sign out and sign in again."];
+    } else {
+      lines = [`The status could not be fetched (${res.status}). Try again.`];
+    }
+    const title = el("p", { class: "episode-status-title" });
+    title.append("Episode ", el("code", {}, code));
+    box.append(title);
+    for (const line of lines) {
+      box.append(el("p", {}, line));
+    }
+  }
+
   // -- start ----------------------------------------------------------------------------------
+
+  $("#status-form").addEventListener("submit", onStatus);
 
   for (const node of $$(".tz")) {
     node.textContent = tz();
