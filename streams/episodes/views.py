@@ -113,7 +113,10 @@ def _all(state: ChildState) -> list[Episode]:
     return [*state.recent_episodes, *state.cancelled_episodes, *opened]
 
 
-def sort_key(summary: EpisodeSummary) -> tuple[int, int, datetime, str]:
+SortKey = tuple[int, int, datetime, str]
+
+
+def sort_key(summary: EpisodeSummary) -> SortKey:
     """Open first, then high risk first, then the longest missing (earliest last seen)."""
     return (
         0 if summary.status == "open" else 1,

@@ -8,9 +8,11 @@ from datetime import timedelta
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas.common import RiskFlag, Tier
-from streams.episodes.views import codes_of, summarise, touched
+from schemas.common import Category, RiskFlag, Tier
+from streams.episodes.views import EpisodeSummary, codes_of, sort_key, summarise, touched
 from streams.web.access import ApiError
 from streams.web.auth import ApiKey, Scope
 from streams.web.episode_index import EpisodeIndex
@@ -86,7 +88,7 @@ def test_the_list_puts_open_high_risk_and_longest_missing_first_and_pages() -> N
         s.child_ref
         for s in select(
             index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=0, limit=10
-        )[0]
+        ).episodes
     ]
     assert order == ["B", "D", "C", "A"]  # high (longest first), then standard
     first, cursor, total = select(
@@ -96,11 +98,11 @@ def test_the_list_puts_open_high_risk_and_longest_missing_first_and_pages() -> N
     rest, end, _ = select(
         index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=3, limit=3
     )
-    assert [s.child_ref for s in rest] == ["A"] and end is None
+    assert [e[1].child_ref for e in rest] == ["A"] and end is None
     assert (
         select(
             index, authorities=["LA-OTHER"], status="all", closed_since=since, offset=0, limit=10
-        )[0]
+        ).episodes
         == []
     )
     index.apply(kids["D"].code.encode(), None)  # a deleted summary leaves the list
@@ -182,3 +184,94 @@ def test_the_carer_sees_who_acknowledged_by_rota_name_only() -> None:
     text = json.dumps(answer)
     for private in (people["dsw-day"].phone, people["dsw-day"].email, "JD", "Jane"):
         assert private and private not in text
+
+
+_BASE = T0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),  # which episode
+            st.sampled_from(["open", "closed", "cancelled", None]),  # None: a tombstone
+            st.sampled_from(list(Tier)),
+            st.integers(0, 600),  # minutes since last seen
+            st.sampled_from(["LA-EXAMPLE", "LA-OTHER"]),
+        ),
+        max_size=120,
+    ),
+    st.sampled_from(["open", "closed", "cancelled", "all"]),
+    st.integers(0, 40),
+    st.integers(1, 25),
+)
+def test_the_kept_sorted_index_pages_like_a_full_sort(
+    ops: list[tuple[int, str | None, Tier, int, str]], status: str, offset: int, limit: int
+) -> None:
+    """The index keeps each list sorted as records come (insert, update, move between lists,
+    delete); every page must be what sorting and filtering everything would give."""
+    index, model = EpisodeIndex(), {}
+    for n, state, tier, ago, authority in ops:
+        code = f"E{n:05d}"
+        if state is None:
+            index.apply(code.encode(), None)
+            model.pop(code, None)
+            continue
+        summary = EpisodeSummary(
+            episode_code=code,
+            child_ref=f"K{n}",
+            local_authority=authority,
+            initials=None,
+            status=state,
+            tier=tier,
+            category=Category.MISSING,
+            last_seen_at=_BASE - timedelta(minutes=ago),
+            reported_at=_BASE,
+            returned_at=None if state == "open" else _BASE - timedelta(minutes=ago % 50),
+            acknowledged_by={},
+            next_step=None,
+            next_due_at=None,
+            late=False,
+            updated_at=_BASE,
+        )
+        index.apply(code.encode(), summary.model_dump_json().encode())
+        model[code] = summary
+    since = _BASE - timedelta(minutes=25)
+    want = [
+        s
+        for s in sorted(model.values(), key=sort_key)
+        if s.local_authority == "LA-EXAMPLE"
+        and (status == "all" or s.status == status)
+        and (s.status == "open" or (s.returned_at or s.updated_at) >= since)
+    ]
+    page = select(
+        index,
+        authorities=["LA-EXAMPLE"],
+        status=status,
+        closed_since=since,
+        offset=offset,
+        limit=limit,
+    )
+    assert page.episodes == want[offset : offset + limit]
+    assert page.total == len(want)
+    assert page.next_offset == (offset + limit if offset + limit < len(want) else None)
+    assert index.ordered() == sorted(model.values(), key=sort_key) and len(index) == len(model)
+    assert all(index.open_code(s.child_ref) == c for c, s in model.items() if s.status == "open")
+
+
+def test_the_page_body_is_the_json_of_its_summaries() -> None:
+    index = EpisodeIndex()
+    kids = [_child(n, flags=[RiskFlag.CSE] if n == "B" else []) for n in ("A", "B", "C")]
+    for kid in kids:
+        index.apply(kid.code.encode(), _summary_bytes(kid))
+    since = T0 - timedelta(days=7)
+    page = select(
+        index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=0, limit=2
+    )
+    body = json.loads(page.body())
+    assert body["total"] == 3 and body["next_cursor"] == "2"
+    assert body["episodes"] == [s.model_dump(mode="json") for s in page.episodes]
+    last = select(
+        index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=2, limit=2
+    )
+    assert json.loads(last.body())["next_cursor"] is None
