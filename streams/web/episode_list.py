@@ -37,12 +37,12 @@ class Page(NamedTuple):
 
     @property
     def episodes(self) -> list[EpisodeSummary]:
-        return [entry[1] for entry in self.entries]
+        return [EpisodeSummary.model_validate_json(entry[3]) for entry in self.entries]
 
     def body(self) -> bytes:
         """The JSON answer, from each summary's JSON encoded when it arrived."""
         cursor = b"null" if self.next_offset is None else b'"%d"' % self.next_offset
-        episodes = b",".join(entry[2] for entry in self.entries)
+        episodes = b",".join(entry[3] for entry in self.entries)
         return b'{"episodes":[%b],"next_cursor":%b,"total":%d}' % (episodes, cursor, self.total)
 
 
@@ -73,7 +73,7 @@ def select(
 
 
 def _recent(entries: list[Entry], since: datetime) -> list[Entry]:
-    return [e for e in entries if (e[1].returned_at or e[1].updated_at) >= since]
+    return [e for e in entries if e[2] >= since]
 
 
 def wire_episode_list(w: Wiring, r: Resources, api: Api, index: EpisodeIndex) -> None:

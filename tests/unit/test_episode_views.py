@@ -98,7 +98,7 @@ def test_the_list_puts_open_high_risk_and_longest_missing_first_and_pages() -> N
     rest, end, _ = select(
         index, authorities=["LA-EXAMPLE"], status="open", closed_since=since, offset=3, limit=3
     )
-    assert [e[1].child_ref for e in rest] == ["A"] and end is None
+    assert [e[1] for e in rest] == ["A"] and end is None
     assert (
         select(
             index, authorities=["LA-OTHER"], status="all", closed_since=since, offset=0, limit=10
