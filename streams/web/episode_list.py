@@ -1,9 +1,10 @@
 """``GET /v1/episodes``: the duty desk's list of episodes, answered from memory.
 
-Every worker keeps the engine's ``episode-views`` table (streams/episodes/views.py) decoded in
-an ``EpisodeIndex``, fed by each changelog record as the table applies it, so a request sorts
-and pages what is already in memory instead of reading and decoding the table. Scoped by the
-key's local authorities; never cached by the browser (docs/duty-desk.md).
+Every worker keeps the engine's ``episode-views`` table (streams/episodes/views.py) in an
+``EpisodeIndex`` (streams/web/episode_index.py), fed by each changelog record as the table
+applies it and kept sorted, so a request slices what is already in memory and joins its JSON
+instead of reading and decoding the table. Scoped by the key's local authorities; never cached
+by the browser (docs/duty-desk.md).
 """
 
 from __future__ import annotations
