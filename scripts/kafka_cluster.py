@@ -198,13 +198,26 @@ def metadata(port: int) -> tuple[int, int] | None:
     return count, controller
 
 
+class ExitedDuringStartUp(Exception):
+    pass
+
+
+def log_tail(node: str, lines: int = 25) -> str:
+    """The end of a node's console log, so a failure in CI says why (the test's temporary
+    directory, and the log with it, is gone by the time anyone reads the CI output)."""
+    try:
+        text = (node_dir(node) / "broker.log").read_text(errors="replace")
+    except OSError:
+        return "(no broker.log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def wait_for(node: str, want_brokers: int) -> None:
     p = ports()
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         if pid_of(node) is None:
-            say(f"{node} exited during start-up; see {node_dir(node) / 'broker.log'}")
-            sys.exit(1)
+            raise ExitedDuringStartUp(node)
         found = metadata(p[node])
         if found is not None and found[0] >= want_brokers and found[1] >= 0:
             return
@@ -253,7 +266,12 @@ def cmd_start() -> None:
     for b in BROKERS:
         start_node(f"broker-{b}", cid)
     for b in BROKERS:
-        wait_for(f"broker-{b}", len(BROKERS))
+        try:
+            wait_for(f"broker-{b}", len(BROKERS))
+        except ExitedDuringStartUp:
+            say(f"broker-{b} exited during start-up; its log ends:")
+            print(log_tail(f"broker-{b}"), file=sys.stderr)
+            sys.exit(1)
     (STATE / "bootstrap").write_text(bootstrap() + "\n")
     say(f"three brokers ready: {bootstrap()}")
     print(bootstrap())
@@ -273,10 +291,23 @@ def cmd_kill(broker: int) -> None:
 
 
 def cmd_start_broker(broker: int) -> None:
+    """Restart a killed broker. Tried three times: a broker started right after a SIGKILL of
+    itself has been seen (twice in CI, 2026-12-02/03) to exit during start-up, with the cause
+    lost with the test's directory; each failure now prints the end of its log."""
     node = f"broker-{broker}"
-    start_node(node, cluster_id())
-    wait_for(node, len(BROKERS))
-    say(f"{node} running again")
+    for attempt in range(1, 4):
+        start_node(node, cluster_id())
+        try:
+            wait_for(node, len(BROKERS))
+        except ExitedDuringStartUp:
+            say(f"{node} exited during start-up (attempt {attempt} of 3); its log ends:")
+            print(log_tail(node), file=sys.stderr)
+            time.sleep(2.0 * attempt)
+            continue
+        say(f"{node} running again")
+        return
+    say(f"{node} did not start; see {node_dir(node) / 'broker.log'}")
+    sys.exit(1)
 
 
 def cmd_stop() -> None:
