@@ -19,6 +19,7 @@ from tests.support.api_keys import secret
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.kafka import read_topic
 from tests.support.settle import dispatch_settled, engine_settled
+from tests.support.wait import poll
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,13 @@ async def open_episode(client: Client, env: dict[str, str], child: str) -> str:
             break
         await asyncio.sleep(0.1)
     return code
+
+
+async def report_return(client: Client, child: str, returned_at: str) -> None:
+    """The carer reports ``child`` back (no episode code: the engine finds the episode)."""
+    body = {"child_ref": child, "returned_at": returned_at, "reporter": {"role": "carer"}}
+    status, answer, _ = await client.call("POST", "/v1/returns", "carer", body)
+    assert status == 202, answer
 
 
 async def test_each_write_lands_its_event_on_kafka(client: Client, api_env: dict[str, str]) -> None:
@@ -455,13 +463,7 @@ async def test_the_rhi_link_records_the_interview_from_its_form_only(
     """Issue 13: the reminder's "Record it" link was an acknowledgement link, which does
     nothing on a closed episode. Now it opens a form; only the form's POST records."""
     code = await open_episode(client, api_env, "R1")
-    status, _, _ = await client.call(
-        "POST",
-        "/v1/returns",
-        "carer",
-        {"child_ref": "R1", "returned_at": "2026-11-28T15:00:00Z", "reporter": {"role": "carer"}},
-    )
-    assert status == 202
+    await report_return(client, "R1", "2026-11-28T15:00:00Z")
     await engine_settled(api_env)
     key = Settings().link_key
     now = datetime.now(UTC)
@@ -516,14 +518,12 @@ async def _listed(
     client: Client, who: str, query: str, want: int
 ) -> tuple[int, Any, dict[str, str]]:
     """GET /v1/episodes until it lists ``want`` episodes (the engine's summaries reach every
-    worker's memory through a changelog, a moment after the alerts), or 10 s have passed."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        status, body, headers = await client.call("GET", f"/v1/episodes{query}", who)
-        done = status != 200 or len(body["episodes"]) >= want
-        if done or asyncio.get_running_loop().time() > deadline:
-            return status, body, headers
-        await asyncio.sleep(0.1)
+    worker's memory through a changelog, a moment after the alerts), within 10 s."""
+    return await poll(
+        lambda: client.call("GET", f"/v1/episodes{query}", who),
+        lambda got: got[0] != 200 or len(got[1]["episodes"]) >= want,
+        f"{want} episodes listed for {query}",
+    )
 
 
 async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
@@ -583,13 +583,7 @@ async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
     status, _, _ = await client.call("GET", "/v1/episodes?status=" + "x" * 20_000, "duty")
     assert status in (400, 414)  # beyond aiohttp's request line limit: refused before the view
 
-    status, _, _ = await client.call(
-        "POST",
-        "/v1/returns",
-        "carer",
-        {"child_ref": "L1", "returned_at": "2026-11-28T12:00:00Z", "reporter": {"role": "carer"}},
-    )
-    assert status == 202
+    await report_return(client, "L1", "2026-11-28T12:00:00Z")
     status, body, _ = await _listed(client, "duty", "?status=closed&closed_days=90", 1)
     assert [e["child_ref"] for e in body["episodes"]] == ["L1"]
     assert body["episodes"][0]["status"] == "closed"
@@ -657,11 +651,9 @@ async def test_the_carer_gets_the_episode_code_and_reads_its_status(
     assert status == 202 and len(accepted["episode_code"]) == 6, accepted
     code = accepted["episode_code"]
     path = f"/v1/episodes/{code}/status"
-    deadline = asyncio.get_running_loop().time() + 10
-    while (got := await client.call("GET", path, "carer"))[0] == 404:
-        assert asyncio.get_running_loop().time() < deadline, got
-        await asyncio.sleep(0.1)
-    status, seen, headers = got
+    status, seen, headers = await poll(
+        lambda: client.call("GET", path, "carer"), lambda got: got[0] != 404, "status known"
+    )
     assert status == 200 and seen["status"] == "open" and seen["acknowledged"] == []
     assert headers.get("Cache-Control") == "no-store"
     # A second report while it is open joins it: the same code comes back.
@@ -672,10 +664,9 @@ async def test_the_carer_gets_the_episode_code_and_reads_its_status(
 
     status, _, _ = await client.call("POST", f"/v1/episodes/{code}/acknowledgements", "duty", {})
     assert status == 202
-    deadline = asyncio.get_running_loop().time() + 10
-    while not (got := await client.call("GET", path, "carer"))[1]["acknowledged"]:
-        assert asyncio.get_running_loop().time() < deadline, got
-        await asyncio.sleep(0.1)
+    got = await poll(
+        lambda: client.call("GET", path, "carer"), lambda got: got[1]["acknowledged"], "acked"
+    )
     (ack,) = got[1]["acknowledged"]
     assert ack["by"] == "Duty social worker (day)" and "+44" not in json.dumps(got[1])
 

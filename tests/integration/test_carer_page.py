@@ -28,6 +28,7 @@ import pytest
 from schemas.common import Reporter, RiskFlag
 from streams.web.carer_page import ASSETS, CONTENT_SECURITY_POLICY
 from tests.support.kafka import read_topic
+from tests.support.wait import poll
 from tests.support.worker import REPO, WorkerProcess
 
 CHROMIUM = os.environ.get("MISSING_ALERTS_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -150,16 +151,14 @@ async def _status(page: Any, want: str, within: float = 20.0) -> str:
     """Press "Check status" until the answer says ``want``: the engine writes the read model a
     moment after each event, and the page says "try again shortly" until then."""
     box = page.locator("#episode-status")
-    deadline = time.monotonic() + within
-    while True:
+
+    async def check() -> str:
         async with page.expect_response("**/v1/episodes/*/status"):
             await page.get_by_role("button", name="Check status").click()
         await box.wait_for(state="visible")
-        text = str(await box.inner_text())
-        if want in text:
-            return text
-        assert time.monotonic() < deadline, text
-        await page.wait_for_timeout(250)
+        return str(await box.inner_text())
+
+    return await poll(check, lambda text: want in text, f"status saying {want!r}", within=within)
 
 
 @asynccontextmanager

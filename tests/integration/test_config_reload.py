@@ -4,12 +4,10 @@ and the old one stays. A real worker on the broker, SMS at the fake Twilio, the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tests.support.clock import TestClock
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.scrape import get, scrape_until
 from tests.support.settle import engine_settled
+from tests.support.wait import until
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -65,13 +64,6 @@ def sms_to(twilio: FakeTwilio, number: str, step_text: str) -> int:
     return sum(1 for r in twilio.requests if r.to == number and step_text in (r.body or ""))
 
 
-async def wait_for(predicate: Any, what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-
-
 async def reloaded(
     env: dict[str, str], worker: WorkerProcess, kind: str, outcome: str, n: int
 ) -> None:
@@ -96,7 +88,7 @@ async def test_a_new_rota_reaches_the_next_step_and_a_bad_one_is_refused(
     await reloaded(env, worker, "rota", "applied", 1)
     assert "config reloaded" in worker.logs() and NEW_TM not in worker.logs()
     clock.advance(timedelta(minutes=31))
-    await wait_for(lambda: sms_to(twilio, NEW_TM, "") >= 1, "T+30m SMS to the new number")
+    await until(lambda: sms_to(twilio, NEW_TM, "") >= 1, "T+30m SMS to the new number")
     assert sms_to(twilio, OLD_TM, "") == 0
 
     # A broken rota (a person with no way to reach them) is refused; the one in use stays.
@@ -107,7 +99,7 @@ async def test_a_new_rota_reaches_the_next_step_and_a_bad_one_is_refused(
     async with aiohttp.ClientSession() as session, session.get(health) as resp:
         assert resp.status == 200
     clock.advance(timedelta(hours=2))  # T+2h: the service manager, from the rota in use
-    await wait_for(lambda: sms_to(twilio, "+447700900104", "") >= 1, "T+2h SMS")
+    await until(lambda: sms_to(twilio, "+447700900104", "") >= 1, "T+2h SMS")
     assert worker.proc is not None and worker.proc.poll() is None
 
 
