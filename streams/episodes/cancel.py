@@ -39,16 +39,9 @@ def cancel(run: Run, event: ReportCancelled) -> None:
         api_key_id=event.api_key_id,
         told_roles=list(episode.notified_roles),
     )
-    if episode.notified_roles:
-        notice = run.policy.escalation.cancel_notice
-        run.alert(
-            episode,
-            step_id=CANCELLED_STEP_ID,
-            kind=AlertKind.CANCELLED,
-            roles=tuple(episode.notified_roles),
-            channels=notice.channels,
-            template=notice.template,
-        )
+    run.tell_everyone_told(
+        episode, CANCELLED_STEP_ID, AlertKind.CANCELLED, run.policy.escalation.cancel_notice
+    )
 
 
 def _withdrawn(state: ChildState, code: str) -> tuple[Episode | None, bool]:

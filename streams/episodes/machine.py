@@ -524,16 +524,9 @@ def _close(run: Run, episode: Episode, event: ReturnReported, returned_at: datet
         acknowledged=episode.acknowledged,
         reporter_role=event.reporter.role,
     )
-    if episode.notified_roles:
-        notice = run.policy.escalation.return_notice
-        run.alert(
-            episode,
-            step_id=RETURNED_STEP_ID,
-            kind=AlertKind.RETURNED,
-            roles=tuple(episode.notified_roles),
-            channels=notice.channels,
-            template=notice.template,
-        )
+    run.tell_everyone_told(
+        episode, RETURNED_STEP_ID, AlertKind.RETURNED, run.policy.escalation.return_notice
+    )
 
 
 # ------------------------------------------------------------------------------ firing

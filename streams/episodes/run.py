@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from config.policy import Policy
+from config.policy import CancelNotice, Notice, Policy
 from schemas.alerts import Alert, AlertKind, Channel, RepeatCount
 from schemas.common import RiskFlag, authority_of
 from schemas.events import InputEvent
@@ -98,6 +98,21 @@ class Run:
             due_at=iso(due_at),
         )
         return True
+
+    def tell_everyone_told(
+        self, episode: Episode, step_id: str, kind: AlertKind, notice: Notice | CancelNotice
+    ) -> None:
+        """One notice to every role told of the episode so far (its return, its cancellation);
+        when nobody was told, nobody is."""
+        if episode.notified_roles:
+            self.alert(
+                episode,
+                step_id=step_id,
+                kind=kind,
+                roles=tuple(episode.notified_roles),
+                channels=notice.channels,
+                template=notice.template,
+            )
 
     def _build_alert(
         self,
