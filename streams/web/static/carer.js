@@ -94,20 +94,21 @@
     return node;
   }
 
-  async function postJson(path, body, apiKey, idempotencyKey) {
+  // Every API call of the page: the key in the header only, nothing cached or referred, cut
+  // off after TIMEOUT_MS; the answer's JSON, or null when it is not JSON.
+  async function callApi(method, path, apiKey, body, idempotencyKey) {
     const controller = new AbortController();
     const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
-    const headers = {
-      "Content-Type": "application/json",
-      Accept: "application/json",
-      Authorization: `Bearer ${apiKey}`,
-    };
+    const headers = { Accept: "application/json", Authorization: `Bearer ${apiKey}` };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+    }
     if (idempotencyKey) {
       headers["Idempotency-Key"] = idempotencyKey;
     }
     try {
       const res = await fetch(path, {
-        method: "POST",
+        method,
         headers,
         body,
         cache: "no-store",
@@ -127,28 +128,12 @@
     }
   }
 
-  async function getJson(path, apiKey) {
-    const controller = new AbortController();
-    const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
-    try {
-      const res = await fetch(path, {
-        method: "GET",
-        headers: { Accept: "application/json", Authorization: `Bearer ${apiKey}` },
-        cache: "no-store",
-        credentials: "omit",
-        referrerPolicy: "no-referrer",
-        signal: controller.signal,
-      });
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (_err) {
-        data = null;
-      }
-      return { status: res.status, data };
-    } finally {
-      window.clearTimeout(timer);
-    }
+  function postJson(path, body, apiKey, idempotencyKey) {
+    return callApi("POST", path, apiKey, body, idempotencyKey);
+  }
+
+  function getJson(path, apiKey) {
+    return callApi("GET", path, apiKey);
   }
 
   function setBusy(button, busy, busyText) {
