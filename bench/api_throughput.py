@@ -14,11 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
-from bench.harness import CpuWatch, Worker, create_topics, log, percentile
+from bench.harness import (
+    CpuWatch,
+    Window,
+    Worker,
+    create_topics,
+    log,
+    paced_client,
+    percentile,
+)
 from bench.report import env_summary
 from bench.results import Figure, Result, at_least, at_most
 from streams.web.auth import hash_key
@@ -29,23 +38,13 @@ TARGET_P99_MS = 100.0
 KEY = "bench-api-key"
 
 
-async def _client(
-    session: aiohttp.ClientSession,
-    url: str,
-    prefix: str,
-    stop_at: float,
-    measure_from: float,
-    interval: float,
-    latencies: list[float],
-    statuses: dict[int, int],
-) -> None:
-    """One client sending a request every ``interval`` seconds (0: back to back)."""
-    n = 0
+def _absence_poster(
+    session: aiohttp.ClientSession, url: str, prefix: str
+) -> Callable[[int], Awaitable[int]]:
+    """Request ``n`` of one client: an absence for a child never seen before."""
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-    began = time.monotonic()
-    while time.monotonic() < stop_at:
-        if interval:
-            await asyncio.sleep(max(0.0, began + n * interval - time.monotonic()))
+
+    async def post(n: int) -> int:
         body = json.dumps(
             {
                 "child_ref": f"{prefix}{n:06d}",
@@ -53,14 +52,11 @@ async def _client(
                 "reporter": {"role": "carer"},
             }
         )
-        n += 1
-        t0 = time.monotonic()
         async with session.post(url, data=body, headers=headers) as resp:
             await resp.read()
-            status = resp.status
-        if t0 >= measure_from:
-            latencies.append((time.monotonic() - t0) * 1000)
-            statuses[status] = statuses.get(status, 0) + 1
+            return resp.status
+
+    return post
 
 
 async def run(bench: Any, opts: Any) -> Result:
@@ -88,8 +84,6 @@ async def run(bench: Any, opts: Any) -> Result:
     await create_topics(env)
     worker = Worker(env, home / "worker.log")
     worker.start()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
     try:
         await worker.wait_ready()
         url = env["MISSING_ALERTS_PUBLIC_BASE_URL"] + "/v1/absences"
@@ -97,19 +91,16 @@ async def run(bench: Any, opts: Any) -> Result:
         log(f"api_throughput: {clients} clients, {warmup:g} s warm-up, {duration:g} s measured")
         watch = CpuWatch([worker.pid, *bench.our_pids()])
         start = time.monotonic()
+        window = Window(measure_from=start + warmup, stop_at=start + warmup + duration)
+        interval = clients / opts.api_rate if opts.api_rate else 0.0
         connector = aiohttp.TCPConnector(limit=clients)
         async with aiohttp.ClientSession(connector=connector) as session:
             await asyncio.gather(
                 *(
-                    _client(
-                        session,
-                        url,
-                        f"API{bench.run_id}{i:03d}x",
-                        start + warmup + duration,
-                        start + warmup,
-                        clients / opts.api_rate if opts.api_rate else 0.0,
-                        latencies,
-                        statuses,
+                    paced_client(
+                        _absence_poster(session, url, f"API{bench.run_id}{i:03d}x"),
+                        window,
+                        interval,
                     )
                     for i in range(clients)
                 )
@@ -117,6 +108,7 @@ async def run(bench: Any, opts: Any) -> Result:
         cpu = watch.result()
     finally:
         worker.stop()
+    latencies, statuses = window.latencies, window.statuses
     accepted = statuses.get(202, 0)
     rps = accepted / opts.api_seconds
     p50 = percentile(latencies, 50) if latencies else None

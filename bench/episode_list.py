@@ -15,13 +15,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from bench.harness import CpuWatch, Worker, create_topics, log, percentile, settings_for
+from bench.harness import (
+    CpuWatch,
+    Window,
+    Worker,
+    create_topics,
+    log,
+    paced_client,
+    percentile,
+    settings_for,
+)
 from bench.report import env_summary
 from bench.results import Figure, Result, at_most
 from schemas.common import Category, Tier
@@ -74,27 +84,15 @@ async def fill_views(env: dict[str, str], views: list[EpisodeSummary]) -> None:
         await producer.stop()
 
 
-async def _poll(
-    session: aiohttp.ClientSession,
-    url: str,
-    stop_at: float,
-    measure_from: float,
-    interval: float,
-    latencies: list[float],
-    statuses: dict[int, int],
-) -> None:
+def _getter(session: aiohttp.ClientSession, url: str) -> Callable[[int], Awaitable[int]]:
     headers = {"Authorization": f"Bearer {KEY}"}
-    began, n = time.monotonic(), 0
-    while time.monotonic() < stop_at:
-        await asyncio.sleep(max(0.0, began + n * interval - time.monotonic()))
-        n += 1
-        t0 = time.monotonic()
+
+    async def get(_n: int) -> int:
         async with session.get(url, headers=headers) as resp:
             await resp.read()
-            status = resp.status
-        if t0 >= measure_from:
-            latencies.append((time.monotonic() - t0) * 1000)
-            statuses[status] = statuses.get(status, 0) + 1
+            return resp.status
+
+    return get
 
 
 async def _loaded(session: aiohttp.ClientSession, base: str, want: int, within: float) -> float:
@@ -139,8 +137,6 @@ async def run(bench: Any, opts: Any) -> Result:
     await fill_views(env, summaries(count, datetime.now(UTC)))
     worker = Worker(env, home / "worker.log")
     worker.start()
-    runs: dict[str, list[float]] = {"list": [], "deep": [], "healthz": []}
-    statuses: dict[int, int] = {}
     base = env["MISSING_ALERTS_PUBLIC_BASE_URL"]
     try:
         await worker.wait_ready()
@@ -149,7 +145,11 @@ async def run(bench: Any, opts: Any) -> Result:
             log(f"episode_list: {count:,} episodes listed {loaded_s:.1f} s after ready")
             watch = CpuWatch([worker.pid, *bench.our_pids()])
             start = time.monotonic()
-            stop, measure = start + opts.list_warmup + opts.list_seconds, start + opts.list_warmup
+            measure = start + opts.list_warmup
+            runs = {
+                name: Window(measure_from=measure, stop_at=measure + opts.list_seconds)
+                for name in ("list", "deep", "healthz")
+            }
             urls = {
                 "list": f"{base}/v1/episodes?status=open",
                 "deep": f"{base}/v1/episodes?status=open&cursor={count - 50}",
@@ -158,7 +158,7 @@ async def run(bench: Any, opts: Any) -> Result:
             per_client = opts.list_clients / opts.list_rate
             await asyncio.gather(
                 *(
-                    _poll(session, url, stop, measure, per_client, runs[name], statuses)
+                    paced_client(_getter(session, url), runs[name], per_client)
                     for name, url in urls.items()
                     for _ in range(opts.list_clients)
                 )
@@ -166,10 +166,14 @@ async def run(bench: Any, opts: Any) -> Result:
             cpu = watch.result()
     finally:
         worker.stop()
-    _figures(res, runs)
+    _figures(res, {name: window.latencies for name, window in runs.items()})
+    statuses = {
+        status: sum(w.statuses.get(status, 0) for w in runs.values())
+        for status in sorted({s for w in runs.values() for s in w.statuses})
+    }
     res.notes.append(
         f"{count:,} open episodes in one authority, loaded from the changelog "
-        f"{loaded_s:.1f} s after the worker was ready; statuses {dict(sorted(statuses.items()))}; "
+        f"{loaded_s:.1f} s after the worker was ready; statuses {statuses}; "
         f"this run's processes used {cpu['ours_cores']:.2f} cores. The baseline, GET /healthz, "
         "ran in the same window at the same rate on the same worker."
     )

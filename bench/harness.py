@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -595,6 +595,34 @@ async def wait_caught_up(
 
 
 # ------------------------------------------------------------------------------ stats
+
+
+@dataclass
+class Window:
+    """One measured window of HTTP clients: requests started from ``measure_from`` are timed
+    (ms) and their statuses counted; all stop at ``stop_at``."""
+
+    measure_from: float
+    stop_at: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+async def paced_client(
+    request: Callable[[int], Awaitable[int]], window: Window, interval: float
+) -> None:
+    """One client calling ``request(n)`` (it returns the HTTP status) every ``interval``
+    seconds (0: back to back) until the window closes."""
+    began, n = time.monotonic(), 0
+    while time.monotonic() < window.stop_at:
+        if interval:
+            await asyncio.sleep(max(0.0, began + n * interval - time.monotonic()))
+        t0 = time.monotonic()
+        status = await request(n)
+        n += 1
+        if t0 >= window.measure_from:
+            window.latencies.append((time.monotonic() - t0) * 1000)
+            window.statuses[status] = window.statuses.get(status, 0) + 1
 
 
 def percentile(values: Sequence[float], q: float) -> float:
