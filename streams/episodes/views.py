@@ -100,11 +100,13 @@ def codes_of(state: ChildState | None) -> set[str]:
 def touched(
     before: set[str], new: ChildState, records: Iterable[EpisodeRecord]
 ) -> tuple[list[Episode], list[str]]:
-    """The episodes whose summary an event may have changed (named by its records, or the
-    open one), and the codes that left the child's state (their summaries are deleted)."""
+    """The episodes whose summary an event may have changed, and the codes that left the
+    child's state (their summaries are deleted). Every change to an episode is recorded under
+    its code, so an event with no record for an episode (a check-in, a timer that fired
+    nothing: most events) writes no summary."""
     named = {r.episode_code for r in records if r.episode_code != NO_EPISODE}
     known = {e.code: e for e in _all(new)}
-    changed = [e for code, e in known.items() if code in named or e is new.open_episode]
+    changed = [e for code, e in known.items() if code in named]
     return changed, sorted(before - set(known))
 
 

@@ -19,7 +19,17 @@ from streams.web.episode_index import EpisodeIndex
 from streams.web.episode_list import select
 from streams.web.episode_query import query
 from streams.web.episode_status import carer_status
-from tests.unit.episode_helpers import T0, Driver, absence, ack, hours, minutes, profile, returned
+from tests.unit.episode_helpers import (
+    T0,
+    Driver,
+    absence,
+    ack,
+    check_in,
+    hours,
+    minutes,
+    profile,
+    returned,
+)
 
 
 def _summary_bytes(driver: Driver, code: str | None = None) -> bytes:
@@ -68,6 +78,10 @@ def test_touched_names_the_changed_episodes_and_those_that_left() -> None:
     assert driver.state is not None
     changed, gone = touched(before, driver.state, effects.records)
     assert [e.code for e in changed] == [code] and gone == []
+    # A check-in that changes no episode records nothing, so no summary is written for it.
+    quiet = driver.send(check_in(T0 + hours(2), child="C1"), T0 + hours(2))
+    assert quiet.records == []
+    assert touched(codes_of(driver.state), driver.state, quiet.records) == ([], [])
     later = codes_of(driver.state)
     effects = driver.send(profile(T0, child="C1"), T0 + timedelta(days=400))  # pruned by now
     assert touched(later, driver.state, effects.records) == ([], [code])
