@@ -23,6 +23,7 @@ from schemas.common import RiskFlag
 from tests.integration.test_escalation import produce, wait_alerts
 from tests.support import events as ev
 from tests.support.fake_twilio import FakeTwilio, Reply
+from tests.support.kafka import keys_to_end
 from tests.support.scrape import retried, scrape_until
 from tests.support.settle import dispatch_settled
 from tests.support.smtp_server import SmtpTestServer
@@ -321,10 +322,11 @@ async def test_status_callbacks_signed_update_the_record_and_forged_are_refused(
 async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_requests(
     worker: WorkerProcess, delivery_env: dict[str, str], twilio: FakeTwilio, smtp: SmtpTestServer
 ) -> None:
-    """Twilio has no idempotency key: a request that reached it but whose answer we never saw
-    can be sent again after a crash. That is the whole window; this measures it. The worker is
-    killed before its first offset commit, so the restart must also re-fetch what Faust
-    dropped during its rebalance (streams/worker/rewind.py): every email must go too."""
+    """Twilio has no idempotency key: a request that reached it but whose delivery record was
+    not yet durable can be sent again after a crash. That is the whole window (the requests in
+    flight, and any answered in the instant before their record's flush); this measures it. The
+    worker is killed before its first offset commit, so the restart must also re-fetch what
+    Faust dropped during its rebalance (streams/worker/rewind.py): every email must go too."""
     env = delivery_env
     worker.start()
     worker.wait_ready()
@@ -337,6 +339,15 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
     await asyncio.to_thread(wait_until, lambda: twilio.hanging >= 1, 30)
     answered_before_kill = accepted_sms(twilio)  # the queue is spent: nothing more is answered
     worker.kill()
+    recorded = await keys_to_end(
+        env["MISSING_ALERTS_KAFKA_BOOTSTRAP"],
+        f"{env['MISSING_ALERTS_APP_ID']}-deliveries-changelog",
+    )
+    answered_unrecorded = {
+        (r.to, r.body)
+        for r in twilio.requests
+        if r.message_sid and r.notification_id not in recorded
+    }
     twilio.respond_with(Reply.ok())
     twilio.release()  # the hung requests complete at "Twilio": those phones get the SMS
     await asyncio.to_thread(wait_until, lambda: twilio.hanging == 0, 10)
@@ -361,9 +372,14 @@ async def test_sigkill_mid_dispatch_loses_nothing_and_duplicates_only_in_flight_
     assert got_mail() == want_mail, "an email was lost"
     assert len(want_mail) == 2 * len(children)
     duplicated = {k for k, n in got.items() if n > 1}
-    assert duplicated <= in_flight, "only a request in flight at the crash may be repeated"
-    assert not (duplicated & set(answered_before_kill)), "an answered SMS was sent again"
-    print(f"in flight at SIGKILL: {len(in_flight)}, duplicated: {len(duplicated)} of {len(want)}")
+    window = in_flight | answered_unrecorded
+    assert duplicated <= window, "only a request whose record was not durable may be repeated"
+    answered_recorded = set(answered_before_kill) - answered_unrecorded
+    assert not (duplicated & answered_recorded), "an answered, recorded SMS was sent again"
+    print(
+        f"in flight at SIGKILL: {len(in_flight)}, answered and unrecorded: "
+        f"{len(answered_unrecorded)}, duplicated: {len(duplicated)} of {len(want)}"
+    )
 
 
 async def _one_alert_per_transaction(env: dict[str, str], alerts: list[dict[str, Any]]) -> None:

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import time
-import urllib.parse
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -96,9 +95,8 @@ def delivered(twilio: FakeTwilio, env: dict[str, str]) -> Counter[str]:
     in the status callback URL), email in the outbox file (no SMTP server in this test)."""
     got: Counter[str] = Counter()
     for r in twilio.requests:
-        if r.message_sid and r.status_callback:
-            query = dict(p.split("=", 1) for p in r.status_callback.split("?", 1)[1].split("&"))
-            got[urllib.parse.unquote(query["n"])] += 1
+        if r.message_sid and r.notification_id:
+            got[r.notification_id] += 1
     outbox = Path(env["MISSING_ALERTS_OUTBOX_PATH"])
     if outbox.exists():
         for line in outbox.read_text().splitlines():

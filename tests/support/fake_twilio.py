@@ -18,6 +18,7 @@ import secrets
 import socket
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -98,6 +99,14 @@ class RecordedRequest:
     @property
     def validity_period(self) -> str | None:
         return self.form.get("ValidityPeriod")
+
+    @property
+    def notification_id(self) -> str | None:
+        """Dispatch's notification id, which it puts in the status callback URL (``?n=``)."""
+        if not self.status_callback or "?" not in self.status_callback:
+            return None
+        query = urllib.parse.parse_qs(self.status_callback.split("?", 1)[1])
+        return query["n"][0] if "n" in query else None
 
 
 @dataclass(frozen=True)
