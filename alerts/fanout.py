@@ -128,6 +128,7 @@ def _message(
         alert_id=alert.alert_id,
         episode_code=alert.episode_code,
         recipient_id=rec.person_id,
+        role=rec.role,
         channel=channel,
         address=address,
         subject=subject,

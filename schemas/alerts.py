@@ -102,6 +102,11 @@ class Notification(Envelope):
     alert_id: str
     episode_code: EpisodeCode
     recipient_id: str
+    role: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The rota role the person was messaged as ('named' when named directly).",
+    )
     channel: Channel
     address: str = Field(description="Phone number (E.164) or email address.")
     subject: str | None = None

@@ -137,6 +137,7 @@ def create_app(resources: Resources) -> Wiring:
             TABLES["episode_views"], **engine_fed, on_changelog_event=views.on_changelog_event
         ),
         notified=table(TABLES["notified"]),
+        episode_notifications=table(TABLES["episode_notifications"]),
         deliveries=table(TABLES["deliveries"]),
     )
     wiring.engine = wire_engine(wiring, resources)

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from alerts import notification_views
 from alerts import notified as notified_codec
 from alerts.delivery_log import Delivery, decode, decode_header, encode
 from alerts.fanout import Links
@@ -41,17 +42,18 @@ from streams.runtime.timers import TimerState
 from streams.worker.faust_context import event_context
 from streams.worker.timers import settled, wire_timer
 from streams.worker.wiring import Resources, Wiring
-from telemetry.logging import get_logger
+from telemetry.logging import episode_code_of, get_logger
 
 log = get_logger("missing_alerts.dispatch.agent")
 
 
 class TableDeliveryLog:
     """The ``deliveries`` table seen from one input record: writes land on its partition, and
-    the retry index follows every write."""
+    the retry index and the duty desk's ``episode-notifications`` view follow every write."""
 
-    def __init__(self, table: Any, event: Any, timer: TimerState, producer: Any) -> None:
-        self.table, self.event, self.timer, self.producer = table, event, timer, producer
+    def __init__(self, w: Wiring, event: Any, timer: TimerState) -> None:
+        self.table, self.views, self.event = w.deliveries, w.episode_notifications, event
+        self.timer, self.producer = timer, w.app.producer
 
     def get(self, notification_id: str) -> Delivery | None:
         raw = self.table.get(notification_id.encode())
@@ -59,15 +61,26 @@ class TableDeliveryLog:
 
     def put(self, delivery: Delivery) -> None:
         nid = delivery.notification.notification_id.encode()
+        code = delivery.notification.episode_code.encode()
+        seen = notification_views.view_of(delivery)
+        view = notification_views.with_view(self.views.get(code), seen)
         with event_context(self.event):
             self.table[nid] = encode(delivery)
+            if view is not None:
+                self.views[code] = view
         retry_at = delivery.next_attempt_at if delivery.status == "retrying" else None
         self.timer.index.set(nid, retry_at, delivery.notification.child_ref)
 
     def delete(self, notification_id: str) -> None:
         nid = notification_id.encode()
+        code = (episode_code_of(notification_id) or "").encode()
+        view = notification_views.without(self.views.get(code), notification_id)
         with event_context(self.event):
             self.table.pop(nid, None)
+            if view == b"":
+                self.views.pop(code, None)
+            elif view is not None:
+                self.views[code] = view
         self.timer.index.set(nid, None, None)
 
     async def flush(self) -> None:
@@ -185,7 +198,7 @@ def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
         msg = event.message
         item = Item(
             source=Source(msg.topic, msg.partition, msg.offset, event.key, event.value),
-            log=TableDeliveryLog(w.deliveries, event, timer, w.app.producer),
+            log=TableDeliveryLog(w, event, timer),
             notified=TableNotifiedLog(w.notified, event),
         )
         await dispatcher.handle(item)

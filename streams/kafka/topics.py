@@ -59,6 +59,9 @@ TABLES: Final = {
     "episode_views": TableSpec("episode-views", global_=True, codec=RawCodec()),
     # Episode code -> who was messaged and when it closed (alerts/notified.py).
     "notified": TableSpec("episode-notified", global_=True, codec=RawCodec()),
+    # Episode code -> each message's step, person, role, channel and status, without addresses
+    # (alerts/notification_views.py): the duty desk's "who was told". Written by dispatch.
+    "episode_notifications": TableSpec("episode-notifications", global_=True, codec=RawCodec()),
 }
 
 

@@ -30,6 +30,7 @@ class Scope(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     DELIVERIES_READ = "deliveries:read"  # where a message stands (GET /v1/deliveries/...)
     EPISODES_CANCEL = "episodes:cancel"  # withdraw a false report (duty teams)
+    CONTACTS_READ = "contacts:read"  # phone numbers and emails of who was told (episode view)
 
 
 class ApiKey(BaseModel):

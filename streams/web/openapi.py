@@ -170,8 +170,11 @@ def build_openapi(version: str = "1.0.0") -> dict[str, Any]:
         }
     paths["/v1/episodes/{code}"] = {
         "get": {
-            "summary": "State of an episode: tier, category, steps fired, acknowledgements",
-            "description": "Requires scope `episodes:read`. Served by the worker owning the child.",
+            "summary": "An episode: tier, category, timeline, acknowledgements, who was told",
+            "description": "Requires scope `episodes:read`. Served by the worker owning the "
+            "child; `notifications` (role, channel, delivery status per person) come from the "
+            "episode-notifications table on any worker; addresses only with `contacts:read`. "
+            "no-store. See docs/duty-desk.md.",
             "security": [{"apiKey": []}],
             "parameters": [
                 {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}

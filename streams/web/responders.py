@@ -23,7 +23,8 @@ from streams.engine.contract import fetch_state
 from streams.episodes.codec import decode_state
 from streams.web.access import ApiError
 from streams.web.api import Api, problem
-from streams.web.auth import Scope
+from streams.web.auth import ApiKey, Scope
+from streams.web.episode_notifications import display_names, notifications
 from streams.web.episode_view import episode_view, find_episode
 from streams.web.link_pages import INVALID_LINK, html_response, page
 from streams.worker.wiring import Resources, Wiring
@@ -99,7 +100,21 @@ def wire_responders(w: Wiring, r: Resources, api: Api) -> None:
                 return self.json(
                     {"error": "not_found", "detail": "episode not on record"}, status=404
                 )
-            return self.json(episode_view(state, episode))
+            return self.json(
+                self._with_notifications(episode_view(state, episode), key),
+                headers={"Cache-Control": "no-store"},
+            )
+
+        def _with_notifications(self, view: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+            code = str(view["episode_code"])
+            people = r.policy.rota.people  # the rota in use now (streams/reload.py)
+            told = notifications(
+                w.episode_notifications.get(code.encode()),
+                people,
+                contacts=Scope.CONTACTS_READ in key.scopes,
+            )
+            named = [n["recipient_id"] for n in told] + list(view["acknowledged_by"])
+            return {**view, "notifications": told, "people": display_names(named, people)}
 
     @w.app.page("/a/{token}")
     class AckLink(faust.web.View):  # type: ignore[misc]

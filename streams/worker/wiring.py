@@ -60,6 +60,8 @@ class Wiring:
     episode_codes: GlobalTableT  # global: episode code -> child reference
     episode_views: GlobalTableT  # global: episode code -> duty-desk summary (episodes/views.py)
     notified: GlobalTableT  # global: episode code -> who was messaged (alerts/notified.py)
+    # global: episode code -> who was told and each message's status (notification_views.py)
+    episode_notifications: GlobalTableT
     engine: EngineHandle | None = None  # set by streams.engine.supervisor.wire_engine
 
     def engine_handle(self) -> EngineHandle:

@@ -589,6 +589,58 @@ async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
     assert body["episodes"][0]["status"] == "closed"
 
 
+async def test_the_episode_shows_who_was_told_and_each_delivery_status(
+    client: Client, api_env: dict[str, str], twilio: FakeTwilio
+) -> None:
+    """Issue 14: `notifications` in the episode view, from the table dispatch writes, on any
+    worker: role, channel and status per person, a receipt moving it on; addresses only for
+    keys with contacts:read; never cached."""
+    code = await open_episode(client, api_env, "W1")
+
+    async def told(who: str = "duty") -> list[dict[str, Any]]:
+        status, body, headers = await client.call("GET", f"/v1/episodes/{code}", who)
+        assert status == 200 and headers.get("Cache-Control") == "no-store", (status, body)
+        return list(body["notifications"])
+
+    def step_sent(rows: list[dict[str, Any]]) -> bool:
+        firsts = [r for r in rows if r["step_id"] == "high-t0"]
+        return len(firsts) >= 4 and all(r["status"] in ("queued", "sent") for r in firsts)
+
+    rows = await poll(told, step_sent, "the first step's messages recorded", within=30)
+    assert {(r["recipient_id"], r["channel"]) for r in rows if r["step_id"] == "high-t0"} >= {
+        ("pl-1", "sms"),
+        ("pl-1", "email"),
+    }
+    assert all(r["role"] for r in rows), "each person is shown with the role they were told as"
+    assert all("address" not in r for r in rows)
+    status, body, _ = await client.call("GET", f"/v1/episodes/{code}", "duty")
+    assert body["people"]["pl-1"] and body["people"]["pl-1"] != "pl-1"  # a display name
+    assert "+44" not in json.dumps(body) and "@" not in json.dumps(body)
+
+    lead = {(r["recipient_id"], r["channel"]): r.get("address") for r in await told("duty-lead")}
+    assert lead[("pl-1", "sms")] == "+447700900105"
+    assert "@" in str(lead[("pl-1", "email")])
+
+    sms = next(
+        r
+        for r in twilio.requests
+        if r.message_sid and r.notification_id == f"{code}:high-t0:pl-1:sms"
+    )
+    posted = await twilio.post_status(sms, "delivered")
+    assert posted.response_status == 204
+
+    def delivered(rows: list[dict[str, Any]]) -> bool:
+        return any(
+            r["notification_id"] == sms.notification_id and r["status"] == "delivered" for r in rows
+        )
+
+    await poll(told, delivered, "the receipt shown on the episode", within=20)
+    status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "duty-other")
+    assert status == 403
+    status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "carer")
+    assert status == 403
+
+
 async def test_a_false_report_is_cancelled_by_the_duty_team_only(
     client: Client, api_env: dict[str, str]
 ) -> None:

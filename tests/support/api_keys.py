@@ -19,6 +19,8 @@ KEYS: dict[str, tuple[str, list[str], list[str], str | None]] = {
         ["episodes:read", "acknowledge", "deliveries:read", "episodes:cancel"],
         "dsw-day",
     ),
+    # A team lead's key: may see the numbers and addresses of whoever was told.
+    "duty-lead": ("duty-lead", ["LA-EXAMPLE"], ["episodes:read", "contacts:read"], None),
     # A team key with no responder: may acknowledge only for someone who was messaged.
     "duty-team": ("duty-shared", ["LA-EXAMPLE"], ["episodes:read", "acknowledge"], None),
     "duty-other": (

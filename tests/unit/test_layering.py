@@ -20,6 +20,8 @@ PURE = (
     "alerts.fanout",
     "alerts.delivery_log",
     "alerts.notified",
+    "alerts.notification_views",
+    "streams.web.episode_notifications",
     "config.policy",
     "streams.dispatch.stages",
     "streams.dispatch.retention",
