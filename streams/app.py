@@ -19,12 +19,12 @@ from streams.kafka.clients import faust_broker, faust_credentials
 from streams.kafka.topics import TABLES, TableSpec, TopicSpec, topic_specs
 from streams.reload import wire_config_reload
 from streams.web.api import wire_api
-from streams.web.carer_page import wire_carer_page
 from streams.web.deliveries import wire_deliveries
 from streams.web.episode_index import EpisodeIndex
 from streams.web.episode_list import wire_episode_list
 from streams.web.episode_status import wire_episode_status
 from streams.web.metrics import wire_metrics
+from streams.web.pages import wire_pages
 from streams.web.responders import wire_responders
 from streams.web.rhi_form import wire_rhi_form
 from streams.web.server import harden_web_server
@@ -143,7 +143,7 @@ def create_app(resources: Resources) -> Wiring:
     wiring.engine = wire_engine(wiring, resources)
     dispatcher = wire_dispatch(wiring, resources)
     wire_twilio_status(wiring, resources)
-    wire_carer_page(wiring, resources)
+    wire_pages(wiring, resources)
     api = wire_api(wiring, resources, views)
     wire_responders(wiring, resources, api)
     wire_episode_list(wiring, resources, api, views)

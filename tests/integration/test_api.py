@@ -555,6 +555,17 @@ async def test_the_episode_list_answers_from_the_read_model_scoped_and_uncached(
     assert first["episode_code"] == high and first["tier"] == "high" and first["initials"] == "RT"
     assert first["next_step"] and first["next_due_at"]
     assert "Private Name" not in json.dumps(body)
+    # The desk polls with the validator: an unchanged list is an empty 304, still no-store.
+    tag = {k.lower(): v for k, v in headers.items()}["etag"]
+    status, empty, again = await client.call(
+        "GET", "/v1/episodes?status=open", "duty", headers={"If-None-Match": tag}
+    )
+    again = {k.lower(): v for k, v in again.items()}
+    assert (status, empty, again["etag"], again["cache-control"]) == (304, "", tag, "no-store")
+    status, _, other = await client.call(
+        "GET", "/v1/episodes?status=open", "duty", headers={"If-None-Match": '"stale"'}
+    )
+    assert status == 200 and {k.lower(): v for k, v in other.items()}["etag"] == tag
     status, page, _ = await client.call("GET", "/v1/episodes?limit=1", "duty")
     assert status == 200 and len(page["episodes"]) == 1 and page["next_cursor"] == "1"
     assert page["total"] == 2

@@ -1,6 +1,6 @@
 """The carer page (GET /carer) in a real browser against a real worker and broker.
 
-Headless Debian Chromium driven by Playwright (never `playwright install`): sign in with the
+Headless Debian Chromium driven by Playwright (tests/support/browser.py): sign in with the
 organisation's key, report an absence, find it on the events topic with the right fields, see
 the API's field error next to the field, survive a network error without sending twice, report a
 return and a check-in, sign out. Screenshots go to test-artifacts/carer-page-*.png.
@@ -8,15 +8,10 @@ return and a check-in, sign out. Screenshots go to test-artifacts/carer-page-*.p
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import os
 import re
 import secrets
-import shutil
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,39 +21,23 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from schemas.common import Reporter, RiskFlag
-from streams.web.carer_page import ASSETS, CONTENT_SECURITY_POLICY
+from streams.web.pages import ASSETS, CONTENT_SECURITY_POLICY
+from tests.support.browser import (
+    ARTIFACTS,
+    BROWSER_TZ,
+    LAYOUT_PROBLEMS_JS,
+    browser,
+    chromium,
+    playwright,
+    wait_http,
+    watch_problems,
+)
 from tests.support.kafka import read_topic
 from tests.support.wait import poll
 from tests.support.worker import REPO, WorkerProcess
 
-CHROMIUM = os.environ.get("MISSING_ALERTS_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = REPO / "test-artifacts"
 DUTY_SECRET = "test-duty-" + secrets.token_urlsafe(16)
 STATIC = REPO / "streams" / "web" / "static"
-BROWSER_TZ = "Europe/Paris"  # not UTC, so the local -> UTC conversion is really exercised
-# Visible controls smaller than a 44 px touch target, and horizontal overflow (px).
-LAYOUT_PROBLEMS_JS = """() => {
-  const small = [];
-  const sel = "button, input[type=text], input[type=password], input[type=datetime-local], "
-    + "select, textarea, .choice, .action-list label";
-  for (const el of document.querySelectorAll(sel)) {
-    const box = el.getBoundingClientRect();
-    if (box.width && box.height && box.height < 44) {
-      small.push(`${el.tagName}#${el.id || el.className}: ${Math.round(box.height)}px`);
-    }
-  }
-  const overflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
-  return { small, overflow };
-}"""
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -103,27 +82,6 @@ def test_page_offers_every_risk_flag_and_only_valid_roles() -> None:
 # -- the browser test -----------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    path = shutil.which(CHROMIUM)
-    if path is None:
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: run scripts/test (it installs it through "
-            "scripts/install-test-deps), or `apt-get install chromium` as root."
-        )
-    return path
-
-
-def _playwright() -> Any:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.fail(
-            "the playwright package is missing: run `.venv/bin/pip install -e '.[dev]'` "
-            "(scripts/test does); the system Chromium is used, never `playwright install`."
-        )
-    return async_playwright
-
-
 @pytest.fixture
 def carer_key(pipeline_env: dict[str, str], tmp_path: Path) -> str:
     """A fresh events:write key for LA-EXAMPLE, in a key file the worker will load."""
@@ -161,31 +119,6 @@ async def _status(page: Any, want: str, within: float = 20.0) -> str:
     return await poll(check, lambda text: want in text, f"status saying {want!r}", within=within)
 
 
-@asynccontextmanager
-async def _phone_browser(profile: Path) -> AsyncIterator[Any]:
-    """Headless system Chromium, phone-sized viewport, a fresh user-data dir."""
-    executable = _chromium()
-    async_playwright = _playwright()
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 390, "height": 844},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            locale="en-GB",
-            timezone_id=BROWSER_TZ,
-        )
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            await context.close()
-
-
 async def _events(env: dict[str, str], until: int, within: float = 30.0) -> list[dict[str, Any]]:
     topic = f"{env['MISSING_ALERTS_TOPIC_PREFIX']}.events"
     return await read_topic(
@@ -193,30 +126,16 @@ async def _events(env: dict[str, str], until: int, within: float = 30.0) -> list
     )
 
 
-async def _wait_http(context: Any, url: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            if (await context.request.get(url)).status == 200:
-                return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} not served within {within}s")
-        await asyncio.sleep(0.2)
-
-
 @pytest.mark.integration
 async def test_carer_reports_absence_return_and_check_in_from_a_phone(
     worker: WorkerProcess, pipeline_env: dict[str, str], carer_key: str, tmp_path: Path
 ) -> None:
     # Fails (never skips) without Chromium or playwright, saying how to get them.
-    _chromium()
-    _playwright()
+    chromium()
+    playwright()
     started = time.monotonic()
-    async with _phone_browser(tmp_path / "chromium-profile") as browser:
-        await _carer_scenario(worker, pipeline_env, carer_key, browser)
+    async with browser(tmp_path / "chromium-profile") as context:
+        await _carer_scenario(worker, pipeline_env, carer_key, context)
     print(f"carer page browser test: {time.monotonic() - started:.1f}s incl. worker start")
 
 
@@ -226,7 +145,7 @@ async def _carer_scenario(
     worker.start()
     worker.wait_ready()
     base = f"http://127.0.0.1:{env['MISSING_ALERTS_WEB_PORT']}"
-    await _wait_http(browser, f"{base}/carer")
+    await wait_http(browser, f"{base}/carer")
     ARTIFACTS.mkdir(exist_ok=True)
     shots: list[Path] = []
 
@@ -246,16 +165,7 @@ async def _carer_scenario(
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
 
     page = browser.pages[0] if browser.pages else await browser.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            problems.append(f"console: {msg.text}")
-            if msg.type == "error" and "Failed to load resource" not in msg.text
-            else None
-        ),
-    )
+    problems = watch_problems(page)
     requests: list[Any] = []
     page.on("request", lambda req: requests.append(req) if "/v1/" in req.url else None)
 

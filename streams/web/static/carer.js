@@ -11,11 +11,14 @@
   "use strict";
 
   const KEY_STORE = "missing-alerts.carer.api-key";
-  const TIMEOUT_MS = 20000;
   const FUTURE_SLACK_MS = 60000;
 
-  const $ = (sel, root = document) => root.querySelector(sel);
-  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const page = window.MissingAlertsPage; // streams/web/static/common.js
+  const { $, $$, uuid, el, callApi, setBusy, clearErrors, showFieldError, errorLinks } = page;
+  const keys = page.keyStore(KEY_STORE);
+  const storedKey = keys.get;
+  const storeKey = keys.set;
+  const forgetKey = keys.forget;
 
   const signin = $("#signin");
   const signinForm = $("#signin-form");
@@ -28,47 +31,7 @@
   // Idempotency keys of sends that ended without a definite answer: form id -> {key, body}.
   const pending = new Map();
 
-  // -- storage ------------------------------------------------------------------------------
-
-  function storedKey() {
-    try {
-      return window.sessionStorage.getItem(KEY_STORE);
-    } catch (_err) {
-      return null;
-    }
-  }
-
-  function storeKey(key) {
-    try {
-      window.sessionStorage.setItem(KEY_STORE, key);
-      return true;
-    } catch (_err) {
-      return false;
-    }
-  }
-
-  function forgetKey() {
-    try {
-      window.sessionStorage.removeItem(KEY_STORE);
-    } catch (_err) {
-      // storage unavailable: nothing was kept
-    }
-  }
-
   // -- helpers ------------------------------------------------------------------------------
-
-  function uuid() {
-    if (window.crypto && typeof window.crypto.randomUUID === "function") {
-      return window.crypto.randomUUID();
-    }
-    // randomUUID needs a secure context; getRandomValues does not (plain-http test setups).
-    const b = window.crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-    const part = (from, to) => h.slice(from, to);
-    return [part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20)].join("-");
-  }
 
   // "now" for a datetime-local input: the browser's local time, to the minute.
   function localNow() {
@@ -83,124 +46,12 @@
     }
   }
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      node.setAttribute(name, value);
-    }
-    if (text !== undefined) {
-      node.textContent = text;
-    }
-    return node;
-  }
-
-  // Every API call of the page: the key in the header only, nothing cached or referred, cut
-  // off after TIMEOUT_MS; the answer's JSON, or null when it is not JSON.
-  async function callApi(method, path, apiKey, body, idempotencyKey) {
-    const controller = new AbortController();
-    const timer = window.setTimeout(() => controller.abort(), TIMEOUT_MS);
-    const headers = { Accept: "application/json", Authorization: `Bearer ${apiKey}` };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-    }
-    if (idempotencyKey) {
-      headers["Idempotency-Key"] = idempotencyKey;
-    }
-    try {
-      const res = await fetch(path, {
-        method,
-        headers,
-        body,
-        cache: "no-store",
-        credentials: "omit",
-        referrerPolicy: "no-referrer",
-        signal: controller.signal,
-      });
-      let data = null;
-      try {
-        data = await res.json();
-      } catch (_err) {
-        data = null;
-      }
-      return { status: res.status, data, headers: res.headers };
-    } finally {
-      window.clearTimeout(timer);
-    }
-  }
-
   function postJson(path, body, apiKey, idempotencyKey) {
     return callApi("POST", path, apiKey, body, idempotencyKey);
   }
 
   function getJson(path, apiKey) {
     return callApi("GET", path, apiKey);
-  }
-
-  function setBusy(button, busy, busyText) {
-    if (busy) {
-      button.dataset.label = button.textContent;
-      button.textContent = busyText;
-      button.disabled = true;
-      button.setAttribute("aria-busy", "true");
-    } else {
-      button.textContent = button.dataset.label || button.textContent;
-      button.disabled = false;
-      button.removeAttribute("aria-busy");
-    }
-  }
-
-  // -- field errors ---------------------------------------------------------------------------
-
-  function clearErrors(root) {
-    for (const node of $$(".field-error", root)) {
-      const field = node.closest(".field");
-      const control = field && $("input, select, textarea", field);
-      if (control) {
-        const ids = (control.getAttribute("aria-describedby") || "")
-          .split(/\s+/)
-          .filter((id) => id && id !== node.id);
-        if (ids.length) {
-          control.setAttribute("aria-describedby", ids.join(" "));
-        } else {
-          control.removeAttribute("aria-describedby");
-        }
-      }
-      node.remove();
-    }
-    for (const node of $$(".field-has-error", root)) {
-      node.classList.remove("field-has-error");
-    }
-    for (const node of $$("[aria-invalid]", root)) {
-      node.removeAttribute("aria-invalid");
-    }
-  }
-
-  // Show `message` in `field` (a .field element), just above its control. Returns the control.
-  function showFieldError(field, message) {
-    const controls = $$("input, select, textarea", field);
-    const base = (controls[0] && controls[0].id) || `field-${Math.random().toString(36).slice(2)}`;
-    const id = `${base}-error`;
-    let node = document.getElementById(id);
-    if (!node) {
-      node = el("p", { class: "field-error", id });
-      const before = controls.length === 1 && !field.matches("fieldset")
-        ? controls[0].closest(".choice") || controls[0]
-        : $(".choice", field);
-      field.insertBefore(node, before || null);
-    }
-    node.textContent = "";
-    node.append(el("span", { class: "visually-hidden" }, "Error: "), message);
-    field.classList.add("field-has-error");
-    for (const control of controls) {
-      if (control.type !== "checkbox" && control.type !== "radio") {
-        control.setAttribute("aria-invalid", "true");
-      }
-      const ids = (control.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
-      if (!ids.includes(id)) {
-        control.setAttribute("aria-describedby", [...ids, id].join(" "));
-      }
-    }
-    return controls[0] || null;
   }
 
   // The API's messages are pydantic's; say the common ones in plain English.
@@ -253,27 +104,6 @@
     outcome.hidden = true;
     outcome.className = "outcome";
     outcome.textContent = "";
-  }
-
-  // A list of links to the fields in error (the GOV.UK "error summary" pattern).
-  function errorLinks(items) {
-    const list = el("ul", { class: "error-list" });
-    for (const { control, message } of items) {
-      const item = el("li");
-      if (control && control.id) {
-        const link = el("a", { href: `#${control.id}` }, message);
-        link.addEventListener("click", (event) => {
-          event.preventDefault();
-          control.focus();
-          control.scrollIntoView({ block: "center" });
-        });
-        item.append(link);
-      } else {
-        item.textContent = message;
-      }
-      list.append(item);
-    }
-    return list;
   }
 
   // kind: "success" | "error" | "retry"; lines: strings or nodes, the first one is the title.

@@ -1,10 +1,10 @@
-"""GET /carer: the small carer page (HTML, JS, CSS) served by the worker's own web server.
+"""The browser pages served by the worker's own web server: GET /carer (carers report an
+absence, docs/carer-page.md) and GET /desk (duty teams follow open episodes, docs/duty-desk.md).
 
-The page is static: it holds no data and calls the same /v1 API as any integrator, with the
-organisation's API key the carer pastes in (kept in the tab's sessionStorage only). The files
-are package data, read once when the app is wired, and served with a strict
-Content-Security-Policy: scripts and styles from this origin only, no inline code, requests to
-this origin only, no framing. See docs/carer-page.md.
+The pages are static: they hold no data and call the same /v1 API as any integrator, with the
+API key the user pastes in (kept in the tab's sessionStorage only). The files are package data,
+read once when the app is wired, and served with a strict Content-Security-Policy: scripts and
+styles from this origin only, no inline code, requests to this origin only, no framing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from config.errors import ConfigError
 from streams.worker.wiring import Resources, Wiring
 
 CARER_PATH = "/carer"
+DESK_PATH = "/desk"
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -46,10 +47,15 @@ SECURITY_HEADERS = {
 
 # url path -> (file in streams/web/static, content type)
 ASSETS: dict[str, tuple[str, str]] = {
+    "/static/common.js": ("common.js", "text/javascript"),  # what both pages' scripts share
     CARER_PATH: ("carer.html", "text/html"),
     f"{CARER_PATH}/carer.js": ("carer.js", "text/javascript"),
     f"{CARER_PATH}/carer.css": ("carer.css", "text/css"),
     f"{CARER_PATH}/icon.svg": ("icon.svg", "image/svg+xml"),
+    # The desk shares the carer page's house style (carer.css) and adds its own layout.
+    DESK_PATH: ("desk.html", "text/html"),
+    f"{DESK_PATH}/desk.js": ("desk.js", "text/javascript"),
+    f"{DESK_PATH}/desk.css": ("desk.css", "text/css"),
 }
 
 
@@ -72,7 +78,7 @@ def load_assets() -> dict[str, Asset]:
     return loaded
 
 
-def wire_carer_page(w: Wiring, _r: Resources) -> None:
+def wire_pages(w: Wiring, _r: Resources) -> None:
     for path, asset in load_assets().items():
         _register(w, path, asset)
 
@@ -84,5 +90,5 @@ def _register(w: Wiring, path: str, asset: Asset) -> None:
             asset.text, content_type=asset.content_type, headers=dict(SECURITY_HEADERS)
         )
 
-    name = "CarerPage" + "".join(c for c in path.title() if c.isalnum())
+    name = "Page" + "".join(c for c in path.title() if c.isalnum())
     w.app.page(path)(type(name, (faust.web.View,), {"get": get}))
