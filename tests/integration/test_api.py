@@ -650,6 +650,8 @@ async def test_the_episode_shows_who_was_told_and_each_delivery_status(
     assert status == 403
     status, _, _ = await client.call("GET", f"/v1/episodes/{code}", "carer")
     assert status == 403
+    status, _, _ = await client.call("GET", f"/v1/episodes/{code}", None)
+    assert status == 401
 
 
 async def test_a_false_report_is_cancelled_by_the_duty_team_only(

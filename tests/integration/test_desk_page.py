@@ -255,10 +255,48 @@ async def _desk_scenario(
     await shot(page, "6-episode-390")
     await page.set_viewport_size({"width": 1280, "height": 900})
 
+    await _update_return_and_interview(page)
     await _cancel_from_the_desk(context, page, base, shot)
     assert not problems, problems
     for png in shots:
         assert png.stat().st_size > 10_000, png
+
+
+async def _update_return_and_interview(page: Any) -> None:
+    """The other actions, on the open episode: new information (immediate danger), the return,
+    then (the episode closed) the return home interview; each shows on the timeline."""
+    timeline = page.locator("#timeline")
+    await page.locator("summary", has_text="Add information").click()
+    update = page.get_by_role("form", name="Add information")
+    await update.get_by_label("What is it?").select_option("risk")
+    await update.get_by_label("The child is in immediate danger").check()
+    async with page.expect_response("**/updates") as caught:
+        await update.get_by_role("button", name="Add information").click()
+    assert (await caught.value).status == 202
+    await poll(timeline.inner_text, lambda t: "IMMEDIATE DANGER" in t, "the update", within=20)
+
+    await page.locator("summary", has_text="Record the return").first.click()
+    back = page.get_by_role("form", name="Record the return", exact=True)
+    await back.get_by_label("How").select_option("found")
+    async with page.expect_response("**/v1/returns") as caught:
+        await back.get_by_role("button", name="Record the return").click()
+    assert (await caught.value).status == 202
+    facts = page.locator("#ep-facts")
+    await poll(facts.inner_text, lambda t: "Closed" in t, "the return", within=20)
+    assert await page.locator("#ep-actions").is_hidden()  # nothing left to acknowledge
+
+    await page.locator("summary", has_text="Record the return home interview").click()
+    rhi = page.get_by_role("form", name="Record the return home interview")
+    await rhi.get_by_label("Did the child accept it?").select_option("true")
+    async with page.expect_response("**/return-interview") as caught:
+        await rhi.get_by_role("button", name="Record the interview").click()
+    assert (await caught.value).status == 202
+    await poll(
+        timeline.inner_text,
+        lambda t: "Return home interview" in t and "accepted" in t,
+        "the interview",
+        within=20,
+    )
 
 
 async def _cancel_from_the_desk(context: Any, desk: Any, base: str, shot: Any) -> None:
