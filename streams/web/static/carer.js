@@ -14,10 +14,9 @@
   const FUTURE_SLACK_MS = 60000;
 
   const page = window.MissingAlertsPage; // streams/web/static/common.js
-  const { $, $$, uuid, el, callApi, setBusy, clearErrors, showFieldError, errorLinks } = page;
+  const { $, $$, el, callApi, localNow, clearErrors, showFieldError, errorLinks } = page;
   const keys = page.keyStore(KEY_STORE);
   const storedKey = keys.get;
-  const storeKey = keys.set;
   const forgetKey = keys.forget;
 
   const signin = $("#signin");
@@ -32,13 +31,6 @@
   const pending = new Map();
 
   // -- helpers ------------------------------------------------------------------------------
-
-  // "now" for a datetime-local input: the browser's local time, to the minute.
-  function localNow() {
-    const d = new Date();
-    d.setSeconds(0, 0);
-    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  }
 
   function setDefaults(form) {
     for (const input of $$("input[data-now]", form)) {
@@ -176,40 +168,16 @@
 
   async function onSignIn(event) {
     event.preventDefault();
-    clearErrors(signinForm);
-    const key = keyInput.value.trim();
-    const field = $(".field", signinForm);
-    if (!key) {
-      showFieldError(field, "Paste your organisation's API key.").focus();
+    // An empty check-in: the API checks the key and scope first, then rejects the body (422),
+    // so nothing is recorded. 401/403 mean the key is not usable for reports.
+    const probe = (key) => postJson("/v1/check-ins", "{}", key, null);
+    const status = await page.signIn(signinForm, keyInput, keys, probe, {
+      empty: "Paste your organisation's API key.",
+      forbidden: "Not authorised: that key cannot send reports. Ask for a carer key.",
+    });
+    if (status === null) {
       return;
     }
-    const button = $("button[type=submit]", signinForm);
-    setBusy(button, true, "Checking the key…");
-    let status = 0;
-    try {
-      // An empty check-in: the API checks the key and scope first, then rejects the body
-      // (422), so nothing is recorded. 401/403 mean the key is not usable for reports.
-      status = (await postJson("/v1/check-ins", "{}", key, null)).status;
-    } catch (_err) {
-      status = 0;
-    } finally {
-      setBusy(button, false);
-    }
-    const refuse = (message) => showFieldError(field, message).focus();
-    if (status === 401) {
-      refuse("Not authorised: that key was not accepted. Check you pasted all of it.");
-      return;
-    }
-    if (status === 403) {
-      refuse("Not authorised: that key cannot send reports. Ask for a carer key.");
-      return;
-    }
-    if (!storeKey(key)) {
-      refuse("This browser blocks storage for this page, so it cannot keep the key for the tab. "
-        + "Allow site storage, or use another browser.");
-      return;
-    }
-    keyInput.value = "";
     const checked = status === 422 || status === 429;
     showSignedIn(checked
       ? "Signed in on this tab."
@@ -326,22 +294,7 @@
       showOutcome("error", "Not sent – check the form", [errorLinks(items)]);
       return;
     }
-    const json = JSON.stringify(body);
-    let attempt = pending.get(form.id);
-    if (!attempt || attempt.body !== json) {
-      attempt = { key: uuid(), body: json };
-      pending.set(form.id, attempt);
-    }
-
-    setBusy(button, true, "Sending…");
-    let res = null;
-    try {
-      res = await postJson(form.dataset.endpoint, json, apiKey, attempt.key);
-    } catch (_err) {
-      res = null;
-    } finally {
-      setBusy(button, false);
-    }
+    const res = await page.sendOnce(pending, form, form.dataset.endpoint, apiKey, JSON.stringify(body));
 
     if (res === null || res.status >= 500 || res.status === 429) {
       // No definite answer: keep the Idempotency-Key so a second press cannot record twice.
@@ -363,7 +316,6 @@
       ]);
       return;
     }
-    pending.delete(form.id);
     const data = res.data || {};
 
     if (res.status === 202 || res.status === 200) {

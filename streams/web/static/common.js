@@ -189,7 +189,89 @@
     return list;
   }
 
+  // -- sending --------------------------------------------------------------------------------
+
+  // POST a form's JSON once: the same Idempotency-Key while the body is unchanged and no
+  // definite answer came (`pending`: form id -> {key, body}), so pressing again after a network
+  // error, a 5xx or a 429 records it once. The answer, or null when none came.
+  async function sendOnce(pending, form, path, apiKey, json) {
+    let attempt = pending.get(form.id);
+    if (!attempt || attempt.body !== json) {
+      attempt = { key: uuid(), body: json };
+      pending.set(form.id, attempt);
+    }
+    const button = $("button[type=submit]", form);
+    setBusy(button, true, "Sending…");
+    let res = null;
+    try {
+      res = await callApi("POST", path, apiKey, json, attempt.key);
+    } catch (_err) {
+      res = null;
+    } finally {
+      setBusy(button, false);
+    }
+    if (res !== null && res.status < 500 && res.status !== 429) {
+      pending.delete(form.id);
+    }
+    return res;
+  }
+
+  // "now" for a datetime-local input: the browser's local time, to the minute.
+  function localNow() {
+    const d = new Date();
+    d.setSeconds(0, 0);
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  }
+
+  // -- sign in --------------------------------------------------------------------------------
+
+  // The sign-in both pages share: take the pasted key, try it with `probe(key)` (an API call
+  // whose status says whether the key serves this page), say next to the field why it is
+  // refused, and keep it for the tab. `words`: {empty, forbidden, unchecked}; `unchecked`
+  // (optional) refuses any answer but 200 with that message. Returns the status once the key
+  // is kept, else null.
+  async function signIn(form, input, store, probe, words) {
+    clearErrors(form);
+    const key = input.value.trim();
+    const field = $(".field", form);
+    const refuse = (message) => {
+      showFieldError(field, message).focus();
+      return null;
+    };
+    if (!key) {
+      return refuse(words.empty);
+    }
+    const button = $("button[type=submit]", form);
+    setBusy(button, true, "Checking the key…");
+    let status = 0;
+    try {
+      status = (await probe(key)).status;
+    } catch (_err) {
+      status = 0;
+    } finally {
+      setBusy(button, false);
+    }
+    if (status === 401) {
+      return refuse("Not authorised: that key was not accepted. Check you pasted all of it.");
+    }
+    if (status === 403) {
+      return refuse(words.forbidden);
+    }
+    if (words.unchecked && status !== 200) {
+      return refuse(words.unchecked);
+    }
+    if (!store.set(key)) {
+      return refuse("This browser blocks storage for this page, so it cannot keep the key for "
+        + "the tab. Allow site storage, or use another browser.");
+    }
+    input.value = "";
+    return status;
+  }
+
   window.MissingAlertsPage = Object.freeze({
+    signIn,
+    sendOnce,
+    localNow,
     $,
     $$,
     keyStore,

@@ -16,7 +16,7 @@
   const CODE_RE = /^[A-Za-z0-9]{4,12}$/;
 
   const page = window.MissingAlertsPage; // streams/web/static/common.js
-  const { $, $$, uuid, el, callApi, setBusy, clearErrors, showFieldError, errorLinks } = page;
+  const { $, $$, el, callApi, localNow, clearErrors, showFieldError, errorLinks } = page;
   const keys = page.keyStore(KEY_STORE);
 
   const signin = $("#signin");
@@ -74,12 +74,6 @@
   function instant(local) {
     const d = new Date(local);
     return Number.isNaN(d.getTime()) ? null : d.toISOString();
-  }
-
-  function localNow() {
-    const d = new Date();
-    d.setSeconds(0, 0);
-    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
   }
 
   function londonToday() {
@@ -512,28 +506,13 @@
       showOutcome("error", "Not sent – check the form", [errorLinks(fieldErrors(form, plan.errors))]);
       return;
     }
-    const json = JSON.stringify(plan.body);
-    let attempt = pending.get(form.id);
-    if (!attempt || attempt.body !== json) {
-      attempt = { key: uuid(), body: json };
-      pending.set(form.id, attempt);
-    }
-    setBusy(button, true, "Sending…");
-    let res = null;
-    try {
-      res = await callApi("POST", plan.path, apiKey, json, attempt.key);
-    } catch (_err) {
-      res = null;
-    } finally {
-      setBusy(button, false);
-    }
+    const res = await page.sendOnce(pending, form, plan.path, apiKey, JSON.stringify(plan.body));
     if (res === null || res.status >= 500 || res.status === 429) {
       showOutcome("retry", "Not sent – please try again", [
         "The alerting system did not confirm it. Press the button again: it is recorded once.",
       ]);
       return;
     }
-    pending.delete(form.id);
     if (res.status === 202 || res.status === 200) {
       showOutcome("success", plan.done, []);
       form.reset();
@@ -598,42 +577,15 @@
 
   async function onSignIn(event) {
     event.preventDefault();
-    clearErrors(signinForm);
-    const key = keyInput.value.trim();
-    const field = $(".field", signinForm);
-    if (!key) {
-      showFieldError(field, "Paste your team's API key.").focus();
-      return;
+    const probe = (key) => callApi("GET", "/v1/episodes?limit=1", key);
+    const status = await page.signIn(signinForm, keyInput, keys, probe, {
+      empty: "Paste your team's API key.",
+      forbidden: "Not authorised: that key cannot read episodes. Ask for a duty desk key.",
+      unchecked: "The key could not be checked just now. Try again in a moment.",
+    });
+    if (status !== null) {
+      showSignedIn();
     }
-    const button = $("button[type=submit]", signinForm);
-    setBusy(button, true, "Checking the key…");
-    let status = 0;
-    try {
-      status = (await callApi("GET", "/v1/episodes?limit=1", key)).status;
-    } catch (_err) {
-      status = 0;
-    } finally {
-      setBusy(button, false);
-    }
-    const refuse = (message) => showFieldError(field, message).focus();
-    if (status === 401) {
-      refuse("Not authorised: that key was not accepted. Check you pasted all of it.");
-      return;
-    }
-    if (status === 403) {
-      refuse("Not authorised: that key cannot read episodes. Ask for a duty desk key.");
-      return;
-    }
-    if (status !== 200) {
-      refuse("The key could not be checked just now. Try again in a moment.");
-      return;
-    }
-    if (!keys.set(key)) {
-      refuse("This browser blocks storage for this page, so it cannot keep the key for the tab.");
-      return;
-    }
-    keyInput.value = "";
-    showSignedIn();
   }
 
   signinForm.addEventListener("submit", onSignIn);
