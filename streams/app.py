@@ -111,6 +111,13 @@ def create_app(resources: Resources) -> Wiring:
     # (recovery_buffer_size) before applying them: an API call naming a fresh episode code
     # must find it, so each record is applied as it comes.
     engine_fed = {"synchronize_all_active_partitions": True, "recovery_buffer_size": 1}
+    # Written by dispatch on the worker owning the child, read on every worker (an SMS reply,
+    # an API acknowledgement or an episode view can reach any of them). Faust gives a global
+    # table's partitions to every worker as active ones, and reads active partitions only
+    # while recovering, so without this a worker would not see what another wrote after it
+    # started (test_engine_process: any worker serves any episode). Dispatch reads its own
+    # writes back too, so it read-modify-writes through OwnWrites (streams/worker/own_writes.py).
+    dispatch_fed = engine_fed
     views = EpisodeIndex()  # the duty desk's list, decoded as the table applies each record
 
     wiring = Wiring(
@@ -136,8 +143,8 @@ def create_app(resources: Resources) -> Wiring:
         episode_views=table(
             TABLES["episode_views"], **engine_fed, on_changelog_event=views.on_changelog_event
         ),
-        notified=table(TABLES["notified"]),
-        episode_notifications=table(TABLES["episode_notifications"]),
+        notified=table(TABLES["notified"], **dispatch_fed),
+        episode_notifications=table(TABLES["episode_notifications"], **dispatch_fed),
         deliveries=table(TABLES["deliveries"]),
     )
     wiring.engine = wire_engine(wiring, resources)

@@ -40,6 +40,7 @@ from streams.runtime.due_index import DueEntry
 from streams.runtime.failpoints import failpoint
 from streams.runtime.timers import TimerState
 from streams.worker.faust_context import event_context
+from streams.worker.own_writes import OwnWrites
 from streams.worker.timers import settled, wire_timer
 from streams.worker.wiring import Resources, Wiring
 from telemetry.logging import episode_code_of, get_logger
@@ -51,8 +52,8 @@ class TableDeliveryLog:
     """The ``deliveries`` table seen from one input record: writes land on its partition, and
     the retry index and the duty desk's ``episode-notifications`` view follow every write."""
 
-    def __init__(self, w: Wiring, event: Any, timer: TimerState) -> None:
-        self.table, self.views, self.event = w.deliveries, w.episode_notifications, event
+    def __init__(self, w: Wiring, views: OwnWrites, event: Any, timer: TimerState) -> None:
+        self.table, self.views, self.event = w.deliveries, views, event
         self.timer, self.producer = timer, w.app.producer
 
     def get(self, notification_id: str) -> Delivery | None:
@@ -66,8 +67,8 @@ class TableDeliveryLog:
         view = notification_views.with_view(self.views.get(code), seen)
         with event_context(self.event):
             self.table[nid] = encode(delivery)
-            if view is not None:
-                self.views[code] = view
+        if view is not None:
+            self.views.set(self.event, code, view)
         retry_at = delivery.next_attempt_at if delivery.status == "retrying" else None
         self.timer.index.set(nid, retry_at, delivery.notification.child_ref)
 
@@ -77,10 +78,10 @@ class TableDeliveryLog:
         view = notification_views.without(self.views.get(code), notification_id)
         with event_context(self.event):
             self.table.pop(nid, None)
-            if view == b"":
-                self.views.pop(code, None)
-            elif view is not None:
-                self.views[code] = view
+        if view == b"":
+            self.views.delete(self.event, code)
+        elif view is not None:
+            self.views.set(self.event, code, view)
         self.timer.index.set(nid, None, None)
 
     async def flush(self) -> None:
@@ -90,7 +91,7 @@ class TableDeliveryLog:
 class TableNotifiedLog:
     """The ``episode-notified`` global table seen from one input record."""
 
-    def __init__(self, table: Any, event: Any) -> None:
+    def __init__(self, table: OwnWrites, event: Any) -> None:
         self.table, self.event = table, event
 
     def _get(self, code: str) -> notified_codec.Notified:
@@ -98,8 +99,7 @@ class TableNotifiedLog:
 
     def _set(self, code: str, entry: notified_codec.Notified | None) -> None:
         if entry is not None:
-            with event_context(self.event):
-                self.table[code.encode()] = notified_codec.encode(entry)
+            self.table.set(self.event, code.encode(), notified_codec.encode(entry))
 
     def add(self, episode_code: str, person: str) -> None:
         self._set(episode_code, self._get(episode_code).with_person(person))
@@ -112,8 +112,7 @@ class TableNotifiedLog:
 
     def forget(self, episode_code: str) -> None:
         if self.table.get(episode_code.encode()) is not None:
-            with event_context(self.event):
-                self.table.pop(episode_code.encode(), None)
+            self.table.delete(self.event, episode_code.encode())
 
 
 def dispatch_config(r: Resources) -> DispatchConfig:
@@ -150,6 +149,8 @@ def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
         metrics=metrics,
     )
     runner = ItemRunner(limit=settings.dispatch_max_outstanding)
+    # Read-modify-written here, read on every worker (streams/worker/own_writes.py).
+    notified, views = OwnWrites(w.notified), OwnWrites(w.episode_notifications)
 
     def delivery_header(key: bytes, value: bytes) -> tuple[bytes, datetime | None, str | None]:
         header = decode_header(value)
@@ -198,8 +199,8 @@ def wire_dispatch(w: Wiring, r: Resources) -> Dispatcher:
         msg = event.message
         item = Item(
             source=Source(msg.topic, msg.partition, msg.offset, event.key, event.value),
-            log=TableDeliveryLog(w, event, timer),
-            notified=TableNotifiedLog(w.notified, event),
+            log=TableDeliveryLog(w, views, event, timer),
+            notified=TableNotifiedLog(notified, event),
         )
         await dispatcher.handle(item)
         failpoint("dispatch.after_record_before_ack")

@@ -14,15 +14,19 @@ import json
 import os
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from schemas.common import RiskFlag
+from tests.integration.test_api import signed_sms
 from tests.integration.test_escalation import produce, wait_alerts
 from tests.support import events as ev
 from tests.support.api_keys import secret
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.wait import poll
 from tests.support.worker import WorkerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -63,8 +67,28 @@ async def get_episode(session: aiohttp.ClientSession, base: str, code: str) -> t
         return resp.status, await resp.text()
 
 
+async def _told_on_both(
+    session: aiohttp.ClientSession, bases: list[str], code: str
+) -> tuple[object, object]:
+    answers = [json.loads((await get_episode(session, base, code))[1]) for base in bases]
+    return answers[0]["notifications"], answers[1]["notifications"]
+
+
+async def _reply_ack(
+    session: aiohttp.ClientSession, twilio: FakeTwilio, base: str, code: str
+) -> str:
+    url = base + "/v1/webhooks/twilio/inbound"
+    params, signature = signed_sms(twilio, url, "+447700900105", f"ACK {code}")
+    async with session.post(url, data=params, headers={"X-Twilio-Signature": signature}) as res:
+        return await res.text()
+
+
 async def test_any_worker_serves_any_episode(
-    worker: WorkerProcess, api_env: dict[str, str], second_env: dict[str, str], tmp_path: Path
+    worker: WorkerProcess,
+    api_env: dict[str, str],
+    second_env: dict[str, str],
+    twilio: FakeTwilio,
+    tmp_path: Path,
 ) -> None:
     other = WorkerProcess(env=second_env, log_path=tmp_path / "worker-b.log")
     try:
@@ -105,8 +129,28 @@ async def test_any_worker_serves_any_episode(
                         await asyncio.sleep(0.1)
                     assert status == 200, (base, child, body)
                     views.append(json.loads(body))
+                # The engine's part is the one owner's answer; who was told comes from each
+                # worker's own copy of the episode-notifications table, which dispatch keeps
+                # writing meanwhile: those agree once the copies have caught up.
+                for v in views:
+                    del v["notifications"], v["people"]
                 assert views[0] == views[1]
                 assert views[0]["child_ref"] == child and views[0]["status"] == "open"
+                await poll(
+                    partial(_told_on_both, session, bases, code),
+                    lambda pair: pair[0] == pair[1] and len(pair[0]) >= 4,
+                    f"both workers showing the four first-step messages of {code}",
+                    within=20,
+                )
+            # A reply to the SMS reaches whichever worker the load balancer picks: each must
+            # know who was messaged, whichever worker's dispatch sent it.
+            for i, code in enumerate(sorted(codes.values())):
+                await poll(
+                    partial(_reply_ack, session, twilio, bases[i % 2], code),
+                    lambda text: "Acknowledged episode" in text,
+                    f"the police liaison's ACK {code} accepted by {bases[i % 2]}",
+                    within=20,
+                )
     finally:
         other.stop()
 
