@@ -30,6 +30,7 @@ from streams.web.rhi_form import wire_rhi_form
 from streams.web.server import harden_web_server
 from streams.web.twilio_status import wire_twilio_status
 from streams.worker.commit_offsets import commit_past_markers
+from streams.worker.live_tables import LIVE_ATTR, live_tables
 from streams.worker.read_committed import read_committed
 from streams.worker.rewind import rewind_uncommitted
 from streams.worker.wiring import Resources, Wiring
@@ -62,6 +63,7 @@ def create_app(resources: Resources) -> Wiring:
     read_committed()
     rewind_uncommitted()
     commit_past_markers()
+    live_tables()
     settings = resources.settings
     if not resources.notifiers:
         resources.notifiers = build_notifiers(settings)
@@ -105,19 +107,23 @@ def create_app(resources: Resources) -> Wiring:
             **extra,
         )
 
-    # Written by the engine straight to their changelogs (it is not a Faust agent), so every
-    # worker must keep reading every partition of them, its "own" ones included. Faust treats
-    # those partitions as active ones, whose records it buffers until 1,000 have come
-    # (recovery_buffer_size) before applying them: an API call naming a fresh episode code
-    # must find it, so each record is applied as it comes.
-    engine_fed = {"synchronize_all_active_partitions": True, "recovery_buffer_size": 1}
-    # Written by dispatch on the worker owning the child, read on every worker (an SMS reply,
-    # an API acknowledgement or an episode view can reach any of them). Faust gives a global
-    # table's partitions to every worker as active ones, and reads active partitions only
-    # while recovering, so without this a worker would not see what another wrote after it
-    # started (test_engine_process: any worker serves any episode). Dispatch reads its own
-    # writes back too, so it read-modify-writes through OwnWrites (streams/worker/own_writes.py).
-    dispatch_fed = engine_fed
+    # Read on every worker, from every partition of their changelogs, their "own" ones
+    # included: the engine's tables (it is not a Faust agent and writes their changelogs
+    # itself) and dispatch's per-episode ones (written on the worker owning the child; an SMS
+    # reply, an API acknowledgement or an episode view can reach any worker). Faust hands a
+    # global table's partitions to every worker as active ones and reads active partitions
+    # only while recovering, so without this a worker would not see what another wrote after
+    # it started (test_engine_process: any worker serves any episode). Their records are
+    # applied in bulk while recovering, then each as it comes (streams/worker/live_tables.py).
+    # Dispatch reads its own writes back too, so it read-modify-writes through OwnWrites
+    # (streams/worker/own_writes.py).
+    read_everywhere = {"synchronize_all_active_partitions": True}
+
+    def live(spec: TableSpec, **extra: Any) -> Any:
+        made = table(spec, **read_everywhere, **extra)
+        setattr(made, LIVE_ATTR, True)
+        return made
+
     views = EpisodeIndex()  # the duty desk's list, decoded as the table applies each record
 
     wiring = Wiring(
@@ -139,12 +145,10 @@ def create_app(resources: Resources) -> Wiring:
         receipts=_topic(app, specs["receipts"], CODEC_NAME),
         retries=_topic(app, specs["dispatch_retries"], CODEC_NAME),
         # What each table holds: streams/kafka/topics.py, TABLES.
-        episode_codes=table(TABLES["episode_codes"], **engine_fed),
-        episode_views=table(
-            TABLES["episode_views"], **engine_fed, on_changelog_event=views.on_changelog_event
-        ),
-        notified=table(TABLES["notified"], **dispatch_fed),
-        episode_notifications=table(TABLES["episode_notifications"], **dispatch_fed),
+        episode_codes=live(TABLES["episode_codes"]),
+        episode_views=live(TABLES["episode_views"], on_changelog_event=views.on_changelog_event),
+        notified=live(TABLES["notified"]),
+        episode_notifications=live(TABLES["episode_notifications"]),
         deliveries=table(TABLES["deliveries"]),
     )
     wiring.engine = wire_engine(wiring, resources)
