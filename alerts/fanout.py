@@ -96,7 +96,7 @@ def plan(alert: Alert, policy: Policy, links: Links) -> Plan:
     context = alert_context(alert, base_url=links.base_url, timezone=policy.rota.timezone)
     for rec in recipients:
         for channel in alert.channels:
-            address = rec.person.phone if channel is Channel.SMS else rec.person.email
+            address = rec.person.address(channel)
             if not address:
                 out.gaps.append(Gap("no_address", rec.role, rec.person_id, channel))
                 continue

@@ -174,6 +174,10 @@ class Person(_Strict):
             raise ValueError("a person needs a phone or an email")
         return self
 
+    def address(self, channel: Channel) -> str | None:
+        """Where a message on ``channel`` reaches this person, if anywhere."""
+        return self.phone if channel is Channel.SMS else self.email
+
 
 class OfficeHours(_Strict):
     weekdays: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")

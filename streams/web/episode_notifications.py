@@ -14,13 +14,6 @@ from typing import Any
 
 from alerts import notification_views
 from config.policy import Person
-from schemas.alerts import Channel
-
-
-def _address(person: Person | None, channel: Channel) -> str | None:
-    if person is None:
-        return None
-    return person.phone if channel is Channel.SMS else person.email
 
 
 def notifications(
@@ -43,7 +36,8 @@ def notifications(
             "fallback_sent": v.fallback_sent,
         }
         if contacts:
-            row["address"] = _address(people.get(v.recipient_id), v.channel)
+            person = people.get(v.recipient_id)
+            row["address"] = person.address(v.channel) if person else None
         out.append(row)
     return out
 
